@@ -277,11 +277,12 @@ def test_check_names_a_damaged_log_set_aside_until_it_is_dealt_with(tmp_path: Pa
     aside = _aside(tmp_path, "log.sqlite3")
     assert len(aside) == 1
     out = " ".join(done.stdout.split())
-    assert f"1 file(s) SQLite found damaged were set aside beside it ({aside[0].name})" in out, done.stdout
+    assert f"{aside[0].name} was set aside beside it when SQLite found the log damaged" in out, done.stdout
+    assert "it holds pages SQLite cannot read as tables (file is not a database)" in out, done.stdout
     assert f"sqlite3 {aside[0]} .recover" in out, done.stdout
     aside[0].unlink()
     again = _cli(tmp_path, path, "check")
-    assert "found damaged" not in again.stdout, again.stdout
+    assert "was set aside" not in again.stdout, again.stdout
 
 
 def test_a_column_altered_by_hand_on_postgresql_keeps_the_rows_until_it_is_restored(tmp_path: Path,

@@ -71,6 +71,14 @@ def _writer(path: Path, n: int, more: int = 0, mode: str = "run") -> subprocess.
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+def _killed_then_deleted(path: Path, n: int, more: int = 0, mode: str = "kill") -> None:
+    """A writer of ``n`` (then ``more``) rows killed (:data:`_WRITER`'s ``mode``), then ``rm`` of the log file alone."""
+    killed = _writer(path, n, more, mode)
+    assert killed.wait(60) == 0, killed.stderr.read() if killed.stderr else ""
+    assert Path(f"{path}-wal").stat().st_size > 0
+    path.unlink()
+
+
 def _aside(path: Path) -> Path:
     [aside] = [p for p in path.parent.glob(f"{path.name}.orphaned-*") if not p.name.endswith(("-wal", "-shm"))]
     return aside
@@ -89,10 +97,7 @@ def test_a_log_deleted_after_its_writer_was_killed_keeps_the_write_ahead_rows_as
     log: the 20 rows nowhere. Now they are in ``log.sqlite3.orphaned-<time>``, said, and the new log takes rows."""
     caplog.set_level(logging.ERROR)
     path = tmp_path / "log.sqlite3"
-    killed = _writer(path, 20, mode="kill")
-    assert killed.wait(60) == 0, killed.stderr.read() if killed.stderr else ""
-    assert Path(f"{path}-wal").stat().st_size > 0
-    path.unlink()
+    _killed_then_deleted(path, 20)
     if first == "reader":
         LogStore(path).local(readonly=True).close()
     writer = LogWriter(path)
@@ -115,9 +120,7 @@ def test_a_deleted_log_whose_older_rows_were_checkpointed_keeps_what_its_write_a
     schema's pages went with the deleted file here, so it is said that no table of it can be read."""
     caplog.set_level(logging.ERROR)
     path = tmp_path / "log.sqlite3"
-    killed = _writer(path, 300, 20, mode="checkpoint-kill")
-    assert killed.wait(60) == 0, killed.stderr.read() if killed.stderr else ""
-    path.unlink()
+    _killed_then_deleted(path, 300, 20, "checkpoint-kill")
     LogWriter(path).close()
     aside = _aside(path)
     said = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)

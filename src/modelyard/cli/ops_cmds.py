@@ -27,8 +27,7 @@ from modelyard.cli.common import (
 from modelyard.cli.progress import Steps
 from modelyard.config import Config
 from modelyard.errors import ConfigError
-from modelyard.ledger import queries
-from modelyard.ledger.damaged import set_aside_beside
+from modelyard.ledger import aside, queries
 from modelyard.ledger.probes import backends_of
 from modelyard.ledger.store import log_path
 from modelyard.ops import probe_store, service
@@ -128,15 +127,9 @@ def probe(
 
 
 def _set_aside(log: Path) -> list[Finding]:
-    """The routing log's files found damaged and set aside (ledger/damaged.py), said until they are dealt with."""
-    aside = set_aside_beside(log)
-    if not aside:
-        return []
-    names = ", ".join(p.name for p in aside)
-    return [Finding("warning", f"routing log {log}: {len(aside)} file(s) SQLite found damaged were set aside beside it "
-                    f"({names}); the requests logged in them are not in `log` or `report`",
-                    suggestion=f"recover their rows: sqlite3 {aside[-1]} .recover | sqlite3 recovered.sqlite3 — then "
-                               "remove the damaged file")]
+    """Every file set aside beside the routing log (damaged, orphaned, replaced: ledger/aside.py), each with what it
+    holds and the command that gets its rows back, said until it is removed."""
+    return [Finding("warning", kept.said(log), suggestion=kept.todo(log)) for kept in aside.beside(log)]
 
 
 def check(

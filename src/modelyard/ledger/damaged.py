@@ -89,12 +89,3 @@ def set_aside(path: Path, exc: BaseException) -> tuple[Path | None, str]:
                    f"new rows go to a new file; recover its rows there with `sqlite3 {aside.name} .recover | sqlite3 "
                    "recovered.sqlite3`")
 
-
-def set_aside_beside(path: Path) -> list[Path]:
-    """The damaged files set aside beside the log (:func:`set_aside`), oldest first: ``check`` names them until they are
-    recovered and removed — the ERROR line and /healthz said so once, in a process that may be long gone."""
-    try:
-        found = [p for p in path.parent.glob(f"{path.name}.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
-    except OSError:
-        return []
-    return sorted(found)
