@@ -6,7 +6,11 @@ log read back.
   (LocalAI#9927): read as a count, the row said 0 tokens in and out; now the estimate is kept, as for no usage;
 - vLLM's hermes parser over Granite 4, whose arguments come encoded twice (vllm#54964): the call was passed on with its
   arguments as a JSON string (the client's one ``json.loads`` got a string, the agent loop told the model its call was
-  broken); now the object the model meant.
+  broken); now the object the model meant;
+- Groq's refusal of its model's own tool call once its ``code`` is gone — relayed by LiteLLM's proxy (a 400 whose
+  message quotes Groq's body, code "400") or sent without it in a stream: a ``bad_request`` (the client told its
+  request was wrong) or a ``stream_error`` asked again of the same model; now ``unusable_reply``, the next model asked,
+  as with the code.
 
 Guards (they held already, named so): a real count after the zeros is kept; a JSON string that holds no object is
 still passed on as written.
@@ -142,3 +146,50 @@ async def test_guard_a_json_string_of_no_object_is_passed_on_as_written(servers:
     [routed] = await _routed("openai", servers, tmp_path, TOOLS)
     [made] = routed.response.tool_calls
     assert (made.arguments, made.raw) == ({}, '"max"') and made.invalid and "a string" in made.invalid
+
+
+#: LiteLLM's proxy relaying Groq's refusal of a tool call its model wrote (the proxy's error shape as julep#885 quotes
+#: it: its message ``litellm.BadRequestError: GroqException - Error code: 400 - {…}`` in Python's repr, "Received Model
+#: Group=…", ``'code': '400'``; Groq's body as smolagents#1119 and groq-typescript#103 quote it)
+LITELLM_GROQ = {"error": {"message": "litellm.BadRequestError: GroqException - Error code: 400 - {'error': {'message': "
+                          "\"Failed to call a function. Please adjust your prompt. See 'failed_generation' for more "
+                          "details.\", 'type': 'invalid_request_error', 'code': 'tool_use_failed', "
+                          "'failed_generation': '<function=get_db_config>{\"param\": \"max_conn'}}\n"
+                          "Received Model Group=llama-3.3-70b\nAvailable Model Group Fallbacks=None",
+                          "type": None, "param": None, "code": "400"}}
+
+
+async def test_groq_tool_use_failed_through_litellm_is_the_models_answer(servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """A bad_request before: the chain's last model ending on it told the client its own request was wrong. The
+    model's broken text (``failed_generation``) stays out of the row."""
+    servers["openai"].push(Fault.raw(400, json.dumps(LITELLM_GROQ), headers={"content-type": "application/json"}))
+    [routed] = await _routed("openai", servers, tmp_path, TOOLS)
+    first = routed.record.attempts[0]
+    assert (first.model, first.outcome, first.reason) == ("primary", "fallback", "unusable_reply"), first.detail
+    assert "max_conn" not in first.detail and "Failed to call a function" in first.detail
+    assert routed.record.outcome == "fallback"
+
+
+async def test_groq_tool_use_failed_without_its_code_in_a_stream(servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """Groq's error after the 200 as vercel/ai#5282 saw it, ``{message, type}`` and no ``code``: a stream_error before,
+    asked again of the same model (which fails the same way); now the next model at once."""
+    said = {"message": "Failed to call a function. Please adjust your prompt. See 'failed_generation' for more "
+                       "details.", "type": "invalid_request_error"}
+    servers["openai"].push(Fault.raw(200, data({"error": said}), headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, TOOLS)
+    assert outcomes(routed)[0] == ("primary", "fallback", "unusable_reply")
+    assert [a.model for a in routed.record.attempts] == ["primary", "backup"]
+
+
+async def test_guard_another_400_through_litellm_stays_the_requests(servers: dict[str, Any],  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    """LiteLLM relaying Groq's refusal of the request itself (julep#885's words): still bad_request."""
+    body = {"error": {"message": "litellm.BadRequestError: GroqException - Error code: 400 - {'error': {'message': "
+                                 "\"'messages.1' : for 'role:user' the following must be satisfied[('messages.1' : "
+                                 "property 'tool_calls' is unsupported, did you mean 'tool_call_id'?)]\", 'type': "
+                                 "'invalid_request_error'}}", "type": None, "param": None, "code": "400"}}
+    servers["openai"].push(Fault.raw(400, json.dumps(body), headers={"content-type": "application/json"}))
+    [routed] = await _routed("openai", servers, tmp_path, TOOLS)
+    assert outcomes(routed)[0] == ("primary", "fallback", "bad_request")

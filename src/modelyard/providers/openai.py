@@ -161,6 +161,10 @@ def _read_error(body: Any) -> tuple[str, str]:
 #: client its request was wrong —, in a stream a stream_error asked again of the same model; both are the model's
 #: unusable answer, as the first is: the next model is asked
 _MODEL_FAILED = frozenset({"tool_use_failed", "json_validate_failed"})
+#: Groq's words for the same, or its code quoted inside another's message (a relay's, as JSON or as Python's repr of
+#: it): up to where the model's text would follow
+_GROQ_MODEL_FAILED = re.compile(r"Failed to (?:call a function|generate JSON)\. Please adjust your prompt\."
+                                r"|['\"]code['\"]\s*:\s*['\"](?:tool_use_failed|json_validate_failed)['\"]")
 
 
 def _short(message: str) -> str:
@@ -185,6 +189,15 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     Ollama's /v1 has no room for the model (a 500, as on /api/chat)."""
     if (ollama := ollama_said(message)) is not None:  # Ollama's full queue, a model not pulled, through its /v1
         return ollama
+    if kind != TOOL_USE_FAILED and (groq := _GROQ_MODEL_FAILED.search(message)) is not None:
+        # Groq's refusal of its model's own answer (see _MODEL_FAILED) once its code is gone: relayed by LiteLLM,
+        # whose error carries Groq's body as words after its own ("litellm.BadRequestError: GroqException -
+        # {"error":{"message":"Failed to call a function. …","code":"tool_use_failed","failed_generation":"…"}}",
+        # smolagents#1119; its proxy's code is "400"), or without its code ({message, type} alone: vercel/ai#5282).
+        # A 400 was a bad_request — the client told its request was wrong —, in a stream a stream_error asked again
+        # of the same model. The model's text after it (failed_generation) stays out of the row
+        return TOOL_USE_FAILED, (f"{message[:groq.start()]}{groq.group(0)} (Groq refused the model's own "
+                                 "tool call or JSON: another model may answer)")
     if "Context size has been exceeded" in message:
         # llama-server's (and LM Studio's) 500 when the prompt and its answer outgrow the slot's context
         # (server-context.cpp; the 500 of a request that is not streamed): a server_error asked again at once for the
