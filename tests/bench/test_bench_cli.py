@@ -32,6 +32,17 @@ def test_init_writes_the_starter_suite_once(tmp_path: Path) -> None:
     assert modelyard("bench", "--init", str(tmp_path / "mine.yaml")).returncode == 0
 
 
+def test_a_suite_not_there_points_to_init(tmp_path: Path) -> None:
+    """`bench nosuch.yaml` said only 'file not found' (after loading the config): a newcomer has no suite yet, and
+    --init is what writes one. A near file beside it is the likelier fix, so that is said instead."""
+    missing = modelyard("bench", "nosuch.yaml", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "nosuch.yaml: file not found — `modelyard bench --init nosuch.yaml` writes a starter suite" in missing.stderr
+    (tmp_path / "nosuch.yml").write_text(starter_text())
+    near = modelyard("bench", "nosuch.yaml", cwd=tmp_path)
+    assert near.returncode == 2 and "there is nosuch.yml beside it" in near.stderr and "--init" not in near.stderr
+
+
 def test_a_bad_suite_is_refused_before_anything_runs(fakes, tmp_path: Path) -> None:  # noqa: F811
     config = write_config(tmp_path, fakes)
     suite = tmp_path / "suite.yaml"

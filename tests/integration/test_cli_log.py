@@ -202,3 +202,13 @@ def test_a_text_another_program_wrote_in_latin1_is_read_not_a_traceback(config: 
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     if command == ["log"]:
         assert "Caf\ufffd" in out.stdout
+
+
+def test_an_outcome_mistyped_says_the_nearest(config: Path) -> None:
+    """`log --outcome failure` (the word most tools use) said typer's "Value error, 'failure' is not one of 'ok',
+    …" with no nearest one; `success` and `error` are not near any outcome by spelling, so they are named too."""
+    for typed, meant in (("failure", "failed"), ("success", "ok"), ("error", "failed"), ("fallbak", "fallback")):
+        out = log(config, "--outcome", typed)
+        assert out.returncode == 2, out.stdout
+        assert f"'{typed}' is not an outcome (did you mean '{meant}'?)" in " ".join(out.stderr.split())
+        assert "Value error" not in out.stderr and "Traceback" not in out.stderr

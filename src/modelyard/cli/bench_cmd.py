@@ -63,6 +63,17 @@ def _plan(cfg: Config, suite: LoadedSuite, models: str | None, agents: str | Non
     return chosen_models, chosen_agents
 
 
+def _suite_or_exit(suite: Path) -> LoadedSuite:
+    """The suite at ``suite``; one that is not there says how a first one gets written — `bench nosuch.yaml` said
+    only 'file not found', and a newcomer has no suite yet (``--init`` writes the starter one)."""
+    try:
+        return load_suite(suite)
+    except ConfigError as exc:
+        if suite.exists() or exc.detail != "file not found":  # "… there is suite.yml beside it" says the fix
+            raise fail(str(exc)) from None
+        raise fail(f"{exc} — `modelyard bench --init {suite}` writes a starter suite there to edit") from None
+
+
 def bench(
     suite: Annotated[Path | None, typer.Argument(help="Suite YAML (write the starter one with --init)",
                                                  show_default=False)] = None,
@@ -92,14 +103,11 @@ def bench(
         raise fail("name a suite file, or write the starter one with `modelyard bench --init`")
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise fail("--chart must end in .png or .svg")
+    loaded = _suite_or_exit(suite)  # before the config: a mistyped suite is said without a config's own faults
     cfg, cfg_path = load_or_exit(config)
     if write_config is not None and write_config.resolve() == cfg_path.resolve():
         raise fail(f"--write-config would overwrite the config in use ({cfg_path}): write to another file, "
                    "review the diff, then copy it over")
-    try:
-        loaded = load_suite(suite)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
     chosen_models, chosen_agents = _plan(cfg, loaded, models, agents)
     reps = k or loaded.spec.k
     needed = list(dict.fromkeys([*chosen_models, *([loaded.spec.judge.model] if loaded.spec.judge else [])]))

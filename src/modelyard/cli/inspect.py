@@ -449,14 +449,35 @@ def _known(conn: LogConnection, cfg: Config, kind: str, value: str | None) -> No
     raise fail(f"unknown {kind} '{value}'{hint}: choose from {', '.join(allowed)}")
 
 
+def _request_outcome(value: str | None) -> RequestOutcome | None:
+    """``--outcome``'s value as a RequestOutcome, any case. Parsed here, not by typer's Enum choice: that said
+    ``'failure' is not one of 'ok', …`` and no nearest one — ``failure`` and ``error`` are what a newcomer types."""
+    if value is None:
+        return None
+    try:
+        return RequestOutcome(value.strip().lower())
+    except ValueError:
+        names = [str(o) for o in RequestOutcome]
+        hint = did_you_mean(value, names) or _OUTCOME_WORDS.get(value.strip().lower(), "")
+        raise fail(f"'{value}' is not an outcome{hint}: choose from {', '.join(names)}") from None
+
+
+#: words for an outcome a request log does not use, and the one it does ("did you mean" cannot see `success` → ok)
+_OUTCOME_WORDS = {word: f" (did you mean '{outcome}'?)" for word, outcome in (
+    ("success", RequestOutcome.OK), ("succeeded", RequestOutcome.OK), ("answered", RequestOutcome.OK),
+    ("error", RequestOutcome.FAILED), ("errors", RequestOutcome.FAILED), ("fail", RequestOutcome.FAILED),
+    ("fallbacks", RequestOutcome.FALLBACK), ("canceled", RequestOutcome.CANCELLED))}
+
+
 def log(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many requests, newest first")] = 20,
     agent: Annotated[str | None, typer.Option("--agent", help="an agent of the config or of the log")] = None,
     model: Annotated[str | None, typer.Option("--model", help="requests a model answered (of the config or of the "
                                                                "log)")] = None,
-    outcome: Annotated[RequestOutcome | None, typer.Option(case_sensitive=False,
-                                                           help="only requests that ended so")] = None,
+    outcome: Annotated[str | None, typer.Option(
+        "--outcome", metavar="OUTCOME",
+        help=f"only requests that ended so: {', '.join(RequestOutcome)}")] = None,
     host: Annotated[str | None, typer.Option("--host", help="requests one host answered (a shared log has "
                                                              "every host's)")] = None,
     attempts: Annotated[bool, typer.Option("--attempts", help="show every attempt under each request")] = False,
@@ -466,11 +487,12 @@ def log(
     """Recent requests, newest first, with the route each took (the columns that fit the terminal)."""
     cfg, _ = load_or_exit(config)
     conn = log_or_exit(cfg)
+    ended = _request_outcome(outcome)
     _known(conn, cfg, "agent", agent)
     _known(conn, cfg, "model", model)
     if host is not None and host not in (hosts := queries.distinct(conn, "host")):
         raise fail(f"unknown host '{host}': the log has rows from {', '.join(sorted(hosts)) or 'no named host'}")
-    rows = queries.recent(conn, limit, agent=agent, model=model, outcome=outcome.value if outcome else None,
+    rows = queries.recent(conn, limit, agent=agent, model=model, outcome=ended.value if ended else None,
                           host=host)
     if as_json:
         out = [{**dict(r), "attempts": [dict(a) for a in queries.attempts_for(conn, r["id"])]} for r in rows]
