@@ -22,7 +22,7 @@ import string
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -973,6 +973,57 @@ COMMON_ENDPOINTS = ("http://127.0.0.1:8080", "http://127.0.0.1:1234", "http://12
 _SERVERS = {"llamacpp": "llama.cpp server", "vllm": "vLLM", "organization_owner": "LM Studio"}
 
 
+class _Lister(StrEnum):
+    """A server whose /v1/models is the whole of what it answers (any other name is a 404), by its name in a
+    sentence."""
+
+    VLLM = "vLLM"
+    OLLAMA = "Ollama"
+    LM_STUDIO = "LM Studio"
+
+
+#: what else fixes an id a server does not list, after "write models.X.model: ID"
+_LISTER_FIX = {_Lister.VLLM: " (vLLM's --served-model-name sets a shorter one)",
+               _Lister.OLLAMA: ", or `ollama pull {model}` on that server",
+               _Lister.LM_STUDIO: ", or download and load '{model}' in LM Studio"}
+
+
+def _ollama_name(model_id: str) -> str:
+    """An Ollama model name as Ollama matches it: no case, ``:latest`` implied."""
+    name = model_id.lower()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _ollama_namespace(model_id: str) -> str:
+    """The ``owned_by`` Ollama's /v1/models gives an id: ``model.ParseName(id).Namespace`` (ollama openai/openai.go
+    ``ToListCompletion``) — "library" for ``llama3.2:latest``, the user for ``me/x:1b`` or
+    ``hf.co/me/x:Q4_K_M``."""
+    parts = model_id.rsplit(":", 1)[0].split("/")
+    return parts[-2] if len(parts) >= 2 else "library"
+
+
+def _listing_owner(entries: list[dict[str, Any]]) -> _Lister | None:
+    """Which server listed ``entries``, where its listing is authoritative, else None.
+
+    - vLLM: every ``owned_by`` is "vllm" (vllm/entrypoints/openai/protocol.py ``ModelCard``); another name is a 404
+      (serving_engine.py ``_check_model``).
+    - Ollama: every id carries its tag (``name:tag``, as Ollama lists them) and ``owned_by`` is its namespace
+      (:func:`_ollama_namespace`); another name is a 404 "model 'x' not found".
+    - LM Studio: ``owned_by`` "organization_owner" (lmstudio-ai/lms#416), two or more models listed: another name
+      is a 404 "Model \"x\" not found. Please specify a valid model." (letta-ai/letta#1876); with one model it
+      answers any name with that one (lmstudio-bug-tracker#619), so one listed says nothing."""
+    owners = [e.get("owned_by") for e in entries]
+    ids = [e.get("id") for e in entries]
+    if all(o == "vllm" for o in owners):
+        return _Lister.VLLM
+    if all(isinstance(i, str) and ":" in i.rsplit("/", 1)[-1] and o == _ollama_namespace(i)
+           for i, o in zip(ids, owners, strict=True)):
+        return _Lister.OLLAMA
+    if len(entries) >= 2 and all(o == "organization_owner" for o in owners):
+        return _Lister.LM_STUDIO
+    return None
+
+
 def _positive(*values: Any) -> int | None:
     return next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
 
@@ -1888,11 +1939,12 @@ class OpenAIProvider(HttpProvider):
         return facts
 
     async def not_served(self) -> str | None:
-        """A model id a vLLM does not serve: `models` said 'available' and each request was a 404 ("The model `x`
-        does not exist", vllm/entrypoints/openai/serving_engine.py ``_check_model``) — vLLM answers only the names
-        it lists (the model's path, or ``--served-model-name``), where a newcomer writes the short name. Told by its
-        listing's ``owned_by: "vllm"`` (protocol.py ``ModelCard``); llama-server, llama_cpp.server and others that
-        answer any name, or an unknown server, cannot tell (None)."""
+        """A model id the server does not serve, where its listing is the whole of what it answers: `models` said
+        'available' and each request was a 404. Judged only for servers whose listing is authoritative
+        (:func:`_listing_owner`): vLLM, Ollama's OpenAI endpoint, LM Studio listing two or more models.
+        llama-server, llama_cpp.server, TGI (one model, the name ignored), LM Studio with one model loaded
+        (lmstudio-bug-tracker#619: any name gets it), LiteLLM (wildcard routes) and unknown servers cannot tell
+        (None)."""
         path = "/models" if versioned(self.endpoint) else "/v1/models"
         try:
             status, data = await self.client.request_json("GET", path, timeout=FACT_TIMEOUT)
@@ -1904,13 +1956,19 @@ class OpenAIProvider(HttpProvider):
             return None
         if self.model_id in ids:
             return ""
-        if not all(e.get("owned_by") == "vllm" for e in entries):
+        owner = _listing_owner(entries)
+        if owner is None:
             return None
+        if owner is _Lister.OLLAMA:  # Ollama: `qwen3` is `qwen3:latest`, and names are not case-sensitive
+            wanted = _ollama_name(self.model_id)
+            if any(_ollama_name(i) == wanted for i in ids):
+                return ""
         near = difflib.get_close_matches(self.model_id.lower(), [i.lower() for i in ids], n=1, cutoff=0.5)
         guess = next((i for i in ids if near and i.lower() == near[0]), None)
-        return (f"'{self.model_id}' is not served by the vLLM at {shown_url(self.endpoint)}, which answers only the "
-                f"names it lists ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''}): write "
-                f"models.{self.name}.model: {guess or ids[0]} (vLLM's --served-model-name sets a shorter one)")
+        listed = f"{', '.join(ids[:5])}{', …' if len(ids) > 5 else ''}"
+        return (f"'{self.model_id}' is not served by the {owner.value} at {shown_url(self.endpoint)}, which answers "
+                f"only the names it lists ({listed}): write models.{self.name}.model: {guess or ids[0]}"
+                f"{_LISTER_FIX[owner].format(model=self.model_id)}")
 
     async def context_window(self) -> ContextWindow:
         """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,
