@@ -155,3 +155,21 @@ async def test_a_huge_result_is_capped() -> None:
         out = await box.call(ToolCall("huge", {}, "c1"))
     assert out.ok and len(out.text.encode()) <= cfg.output_limit + 1024 + 100
     assert "[output truncated at" in out.text
+
+
+async def test_a_program_not_there_or_not_runnable_says_what_to_do(tmp_path: Path) -> None:
+    """`command: nosuch-mcp-server` said "could not start: FileNotFoundError: [Errno 2] No such file or directory:
+    'nosuch-mcp-server'" and a script not marked executable "PermissionError: [Errno 13] …": what the OS says, not
+    what to change (`modelyard check` said it; a request did not)."""
+    with pytest.raises(AgentError) as missing:
+        async with open_toolbox("eng", ToolsConfig(mcp=[{"command": "nosuch-mcp-server"}])):
+            pass
+    assert ("MCP server 'nosuch-mcp-server' could not start: the program 'nosuch-mcp-server' is not found (not on "
+            "PATH): install it, or correct tools.mcp[].command") in str(missing.value)
+    script = tmp_path / "server.py"
+    script.write_text(SERVER.read_text())
+    with pytest.raises(AgentError) as unrunnable:
+        async with open_toolbox("eng", ToolsConfig(mcp=[{"command": str(script)}])):
+            pass
+    assert f"the program '{script}' is not executable: make it executable (chmod +x)" in str(unrunnable.value)
+    assert "Errno" not in str(missing.value) + str(unrunnable.value)

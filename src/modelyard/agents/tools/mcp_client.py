@@ -426,6 +426,22 @@ class McpServerTools:
     def _mark_stale(self) -> None:
         self.stale = True
 
+    def _unrunnable(self, leaf: BaseException) -> str | None:
+        """A stdio server's program that is not there, or that this user may not run, said with what to do — it
+        said "FileNotFoundError: [Errno 2] No such file or directory: 'x'" alone. `modelyard check` says it before
+        any request (ops/check.py)."""
+        command = self.server.command
+        if command is None or not isinstance(leaf, (FileNotFoundError, PermissionError)):
+            return None
+        if leaf.filename is not None and os.path.basename(str(leaf.filename)) != os.path.basename(command):
+            return None  # another file (its working directory gone): the error's own words name it
+        if isinstance(leaf, PermissionError):
+            return (f"the program '{command}' is not executable: make it executable (chmod +x), or start it through "
+                    "its interpreter (tools.mcp[].command: python3, args: [the script])")
+        return (f"the program '{command}' is not found ({'not on PATH' if '/' not in command else 'no such file'}): "
+                "install it, or correct tools.mcp[].command (a relative path is read from the config file's "
+                "directory)")
+
     def _problem(self, exc: BaseException, conn: _Connection | None) -> str:
         """What went wrong, in words: an HTTP status the server answered with says more than the SDK's error."""
         status = conn.statuses[-1] if conn and conn.statuses else None
@@ -433,6 +449,8 @@ class McpServerTools:
             return f"no answer within {self.server.start_timeout:g} s (tools.mcp[].start_timeout)"
         if conn is not None and conn.expired:
             return "HTTP 404 for the session the server had just given"
+        if (unrunnable := self._unrunnable(_leaf(exc))) is not None:
+            return unrunnable
         if status in (401, 403):
             which = ("the token in the variable named by tools.mcp[].bearer_token_env or headers_env"
                      if self.server.bearer_token_env or self.server.headers_env
