@@ -185,6 +185,18 @@ def test_a_config_in_the_working_directory_that_is_not_read_is_named(tmp_path: P
     assert "here is not read" not in guard.output
 
 
+def test_init_detect_endpoint_naming_an_ollama_with_nothing_pulled_says_pull_one(tmp_path: Path) -> None:
+    """`init --detect --endpoint URL` naming a running Ollama with nothing pulled: its own line said "0 model(s)",
+    then the error was about 'connect_error', wrong hosts and ports and OLLAMA_HOST=0.0.0.0 — for a server that
+    had answered. Every named server answered, so the fix is the pull, said alone."""
+    with OllamaServer([], chat_models=[]) as server:
+        out = CliRunner().invoke(app, ["init", str(tmp_path / "c.yaml"), "--detect", "--endpoint", server.url])
+    said = " ".join(out.output.split())
+    assert out.exit_code == 1 and not (tmp_path / "c.yaml").exists(), said
+    assert f"{server.url} answered but serves no chat model: pull one on that server — `ollama pull" in said, said
+    assert "connect_error" not in said and "OLLAMA_HOST" not in said, said
+
+
 @pytest.mark.parametrize("served", [[], ["nomic-embed-text:latest"]])
 def test_init_detect_with_ollama_running_and_no_chat_model_says_pull_one(tmp_path: Path, served: list[str]) -> None:
     """A fresh Ollama, running, nothing pulled yet (or only an embedding model, pulled for RAG): `init --detect` said

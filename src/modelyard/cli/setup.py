@@ -160,6 +160,10 @@ def _detected(source: Path, endpoints: list[str]) -> str:
             said += f": {why[address]}"
         console.print(f"  {address}: {said}", highlight=False)
     if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
+        if endpoints and found.answered and all(a in found.answered for a in found.asked):
+            # every server named answered, none with a chat model (Ollama with nothing pulled): the fix is the pull,
+            # not the host, port and binding the hint below is mostly about
+            raise fail(str(_answered_without_chat(found.answered, found.found)), code=1)
         if endpoints:
             # it said "no model server here … or name a server with --endpoint URL" to someone who had named one
             raise fail("no server named with --endpoint serves a chat model (what each said is above): "
