@@ -125,14 +125,29 @@ local function capped(C, I, now, limit)
   return limit
 end
 
+-- whether the model's caps name a live process other than ``me`` (its instance entry, see CAPS). Each one renews the
+-- model's meta every heartbeat, so a meta missing while one lives was lost (evicted, flushed), not never written
+local function others_alive(C, I, now, me)
+  if not (C and I) then return false end
+  for _, id in ipairs(redis.call('ZRANGE', C, 0, -1)) do
+    if id ~= me and tonumber(redis.call('ZSCORE', I, id) or '0') > now then return true end
+  end
+  return false
+end
+
 -- the store's epoch; a caller that knew another one is from before Redis lost its data, so no
--- slot is handed out for a grace period while every live process re-registers its holders
-local function epoch(M, H, known, fresh, now, grace_ms)
+-- slot is handed out for a grace period while every live process re-registers its holders.
+-- ``fresh``: a new token of the caller (its instance entry, ':', a count); ``C``, ``I``: the caps and instances keys
+local function epoch(M, H, known, fresh, now, grace_ms, C, I)
   local cur = redis.call('HGET', M, 'epoch')
   -- the holders' set gone while meta stays: an allkeys-* policy evicted that one key. As much a loss of data — also
   -- for a caller that knows no epoch yet (a process's first heartbeat, sent before its first reply): it handed the
   -- evicted slots out at once, with no grace, while their holders ran on
   local evicted = cur and tonumber(redis.call('HGET', M, 'held') or '0') > 0 and redis.call('EXISTS', H) == 0
+  -- meta gone too (a volatile-* or allkeys-* policy evicted both: they carry a TTL) while another live process uses
+  -- the model: a loss, also for a caller that knows no epoch yet — a process just started was granted the evicted
+  -- slots at once, beside their holders still running (twice the limit until those processes' next heartbeat)
+  if not cur and known == '' and others_alive(C, I, now, string.match(fresh, '^(.*):')) then evicted = true end
   if evicted then cur = nil end
   if not cur then cur = fresh; redis.call('HSET', M, 'epoch', cur) end
   local lost = evicted or (known ~= '' and known ~= cur)
@@ -179,7 +194,7 @@ local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function done(result) noted(M, H, result); keep(H, Q, W, M); return result end
 local now, win, token = now_ms(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
 local limit = capped(KEYS[6], KEYS[7], now, tonumber(ARGV[3]))
-local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
+local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]), KEYS[6], KEYS[7])
 if lost then return done({2, cur}) end
 if R and redis.call('ZSCORE', R, token) then return done({4, cur}) end
 purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
@@ -256,7 +271,7 @@ RENEW = _PRELUDE + r"""
 local H, Q, W, M, R, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, win, channel = now_ms(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
 local limit = capped(KEYS[7], KEYS[8], now, tonumber(ARGV[3]))
-local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
+local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]), KEYS[7], KEYS[8])
 local nh, nw = tonumber(ARGV[8]), tonumber(ARGV[9])
 purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
 redis.call('ZREMRANGEBYSCORE', R, '-inf', now - 4 * win)
