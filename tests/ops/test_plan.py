@@ -222,3 +222,26 @@ agents:
     # what is known already too big: that does not fit, whatever the rest weighs
     small = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "4", "--headroom", "1", "--json"])
     assert json.loads(small.output)["fits"] is False
+
+
+def test_a_primary_too_big_even_alone_is_dropped_first_and_its_fallback_kept(tmp_path: Path) -> None:
+    """A 405B primary (240 GB) with a 1.5 GB fallback on a 32 GB machine: the greedy order (fallbacks before
+    primaries) dropped the fallback, then the primary too big even alone — "Drop small, big → 0 GB", chat left with
+    no model, where the fallback alone fits. What fits in no case goes first."""
+    config = tmp_path / "c.yaml"
+    config.write_text("""
+models:
+  big: {provider: ollama, model: "llama3.1:405b", endpoint: "http://127.0.0.1:9", memory_gb: 240}
+  small: {provider: ollama, model: "qwen3:1.7b", endpoint: "http://127.0.0.1:9", memory_gb: 1.5}
+agents:
+  chat: {primary: big, fallbacks: [small]}
+""")
+    out = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "32", "--json"])
+    assert out.exit_code == 0, out.output
+    p = json.loads(out.output)
+    assert p["fits"] is False and p["drop"] == ["big"]
+    assert p["kept_total_gb"] == pytest.approx(1.6, abs=0.01)
+    assert [c["text"] for c in p["consequences"]] == ["loses its primary big: requests go to small"]
+    assert [n for n in p["notes"] if "even alone" in n] == [
+        "big does not fit even alone (255.0 GB): rely on cloud models or use a smaller quantization"]
+    assert not any(n.startswith("KV cache is") for n in p["notes"])  # no context saves a 240 GB model

@@ -361,36 +361,55 @@ def _parallel_notes(m: ModelMemory) -> list[str]:
             "the other requests"]
 
 
-def _choose_drops(config: Config, plan: MemoryPlan) -> None:
-    """Greedy: keep the primaries of the most agents; drop unused, then least-used and biggest fallbacks.
+def _fitting_context(m: ModelMemory, available_gb: float, kept_total: float) -> int:
+    """The largest multiple of 1024 of ``m``'s context whose KV cache and compute buffer fit beside the rest of
+    ``kept_total`` (which includes ``m``), 0 when none does."""
+    # where the compute buffer is estimated, so is the rest of llama.cpp's allocation: keep a margin for what
+    # the estimate leaves out (measured: 3% more, a repacked copy of some weights and a few MiB of buffers)
+    usable = available_gb / LLAMA_CPP_MARGIN if m.compute_gb else available_gb
+    budget = usable - (kept_total - m.kv_gb - m.compute_gb)
+    return next((c for c in range(m.context // 1024 * 1024, 0, -1024) if m.at_context(c) <= budget),
+                0) if m.kv_gb else 0
 
-    The last model standing is kept if shrinking its context makes it fit: its KV cache shrinks with it, and
-    llama.cpp's compute buffer down to its floor."""
+
+def _too_big_alone(m: ModelMemory) -> str:
+    return (f"{m.model} does not fit even alone ({m.total_gb:.1f} GB): rely on cloud models or use a smaller "
+            "quantization")
+
+
+def _choose_drops(config: Config, plan: MemoryPlan) -> None:
+    """Greedy: drop first what fits in no case, then keep the primaries of the most agents; drop unused, then
+    least-used and biggest fallbacks.
+
+    A model too big even alone (and at a 2,048 context) goes first: the greedy order kept a primary of 255 GB on a
+    24 GB machine to the end, dropping its 1.6 GB fallback before it — "Drop small, big → 0 GB", no model left,
+    where the fallback alone fits. The last model standing is kept if shrinking its context makes it fit: its KV
+    cache shrinks with it, and llama.cpp's compute buffer down to its floor."""
     order = sorted((m for m in plan.models if m.known),
                    key=lambda m: (len(m.primary_for), len(m.fallback_for), -m.total_gb))
     kept_total = plan.total_gb
+    too_big = [m for m in order if m.total_gb > plan.available_gb
+               and _fitting_context(m, plan.available_gb, m.total_gb) < 2048]
+    for m in too_big:
+        order.remove(m)
+        plan.drop.append(m.model)
+        plan.notes.append(_too_big_alone(m))
+        kept_total -= m.total_gb
     while kept_total > plan.available_gb and len(order) > 1:
         m = order.pop(0)
         plan.drop.append(m.model)
         kept_total -= m.total_gb
     if kept_total > plan.available_gb and order:
         last = order[0]
-        # where the compute buffer is estimated, so is the rest of llama.cpp's allocation: keep a margin for what
-        # the estimate leaves out (measured: 3% more, a repacked copy of some weights and a few MiB of buffers)
-        usable = plan.available_gb / LLAMA_CPP_MARGIN if last.compute_gb else plan.available_gb
-        budget = usable - (kept_total - last.kv_gb - last.compute_gb)
-        # the largest multiple of 1024 whose KV cache and compute buffer fit the budget
-        context = next((c for c in range(last.context // 1024 * 1024, 0, -1024) if last.at_context(c) <= budget),
-                       0) if last.kv_gb else 0
+        context = _fitting_context(last, plan.available_gb, kept_total)
         if context >= 2048:
             shrinks = "KV cache and compute buffer" if last.compute_gb else "KV cache"
             plan.notes.append(f"{last.model} fits only with a smaller {shrinks}: set its context to {context} "
                               f"or less (now {last.context} × {last.parallel})")
         else:
             plan.drop.append(last.model)
-            plan.notes.append(f"{last.model} does not fit even alone ({last.total_gb:.1f} GB): "
-                              "rely on cloud models or use a smaller quantization")
-    elif plan.kv_gb > 0:
+            plan.notes.append(_too_big_alone(last))
+    elif plan.kv_gb > 0 and len(plan.drop) > len(too_big):  # not when only models too big in any case went
         plan.notes.append(f"KV cache is {plan.kv_gb:.1f} GB of the total: lowering context or max_concurrent "
                           "shrinks it, an alternative to dropping a model")
     dropped = set(plan.drop)
