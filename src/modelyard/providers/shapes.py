@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import orjson
 
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.inline_think import InlineThink, Phase
 from modelyard.types import (
     CONTEXT_FULL,
     FILTERED_STOPS,
@@ -247,72 +248,88 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
     size = 0
     content = False
     answered = False  # text or a tool call: thinking alone answers nothing
+    inline = InlineThink()  # an answer opening with <think>: its block is thinking (inline_think.py)
+    splitting = True  # until the answer's first words decide it
     try:  # what contextlib.aclosing does, without its two coroutines per stream (issue #15)
-        async for chunk in chunks:
-            kind = chunk.kind
-            if kind == "text" or kind == "thinking":
-                text = chunk.text
-                if type(text) is str and text.isascii() and not joiners[kind].pending:  # what feed() passes unchanged
-                    if not text:
-                        continue
-                    size += len(text)
+        async for got in chunks:
+            if splitting and (got.kind == "text" or got.kind == "done"):
+                if got.kind == "done":
+                    parts: Sequence[Chunk] = (*inline.flush(), got)
+                elif isinstance(got.text, str):
+                    parts = inline.feed(got)
+                    splitting = inline.phase is not Phase.PLAIN
                 else:
-                    if not isinstance(text, str):
-                        raise malformed(f"{kind} arrived as {type(text).__name__}, not text")
-                    text = joiners[kind].feed(text)
-                    if not text:
-                        continue
-                    size += _size(text)
-                if size > limit:
-                    raise ProviderError(Reason.RESPONSE_TOO_LARGE,
-                                        f"the answer passed {limit / 2**20:g} MB (max_response_mb)")
-                content = True
-                if kind == "text" and not answered and not text.isspace():
-                    answered = True
-                yield chunk if text is chunk.text else Chunk(kind, text=text, pieces=chunk.pieces)
-            elif kind == "tool_call":
-                call = chunk.tool_call
-                if not isinstance(call, ToolCall) or not isinstance(call.name, str) or not call.name:
-                    raise malformed("a tool call without a name")
-                if not isinstance(call.arguments, dict):
-                    raise malformed(f"tool call '{call.name}' has arguments that are not a JSON object")
-                if nesting_depth(call.arguments) > MAX_ARGUMENT_DEPTH:
-                    raise malformed(f"tool call '{call.name}': arguments nest over {MAX_ARGUMENT_DEPTH} levels deep")
-                if not isinstance(call.id, str):
-                    call.id = str(call.id)
-                _writable(call)
-                content = answered = True
-                yield chunk
-            elif kind == "usage":
-                u = chunk.usage
-                if (type(u) is Usage and type(u.input_tokens) is int and type(u.output_tokens) is int
-                        and 0 <= u.input_tokens <= _MAX_TOKENS and 0 <= u.output_tokens <= _MAX_TOKENS):
-                    yield chunk  # counts a provider already made ints (usage_from): nothing to repair
-                else:
-                    yield Chunk("usage", usage=Usage(token_count(getattr(u, "input_tokens", 0)),
-                                                     token_count(getattr(u, "output_tokens", 0)),
-                                                     token_count(getattr(u, "cache_read_tokens", 0)),
-                                                     token_count(getattr(u, "cache_write_tokens", 0))))
-            elif kind == "done":
-                if joiners["text"].pending or joiners["thinking"].pending:  # a half held back: said as U+FFFD
-                    for name, joiner in joiners.items():
-                        if rest := joiner.flush():
-                            content = True
-                            answered = answered or (name == "text" and not rest.isspace())
-                            yield Chunk(name, text=rest)
-                stop = chunk.stop_reason if isinstance(chunk.stop_reason, str) else str(chunk.stop_reason or "")
-                if not stop.isascii() or len(stop) > _MAX_STOP:  # the server's word, as the log keeps it: text
-                    stop = repair_text(stop[:_MAX_STOP])  # SQLite can store (a lone UTF-16 half), and short
-                if stop and stop not in _USUAL_STOPS:
-                    stop = _spelled(stop)
-                if not content and not stop:
-                    raise malformed("the stream ended with no content and no finish reason (no choices?)")
-                if not answered and stop not in TRUNCATED_STOPS and stop not in FILTERED_STOPS:
-                    raise ProviderError(Reason.UNUSABLE_REPLY, _EMPTY_THOUGHT if content else _EMPTY)
-                yield Chunk("done", "", None, None, stop or "stop")  # positional: a keyword call builds a dict
-                return
+                    parts = (got,)  # refused below
             else:
-                raise malformed(f"unknown chunk kind {kind!r}")
+                parts = (got,)
+            for chunk in parts:
+                kind = chunk.kind
+                if kind == "text" or kind == "thinking":
+                    text = chunk.text
+                    # what feed() passes unchanged
+                    if type(text) is str and text.isascii() and not joiners[kind].pending:
+                        if not text:
+                            continue
+                        size += len(text)
+                    else:
+                        if not isinstance(text, str):
+                            raise malformed(f"{kind} arrived as {type(text).__name__}, not text")
+                        text = joiners[kind].feed(text)
+                        if not text:
+                            continue
+                        size += _size(text)
+                    if size > limit:
+                        raise ProviderError(Reason.RESPONSE_TOO_LARGE,
+                                            f"the answer passed {limit / 2**20:g} MB (max_response_mb)")
+                    content = True
+                    if kind == "text" and not answered and not text.isspace():
+                        answered = True
+                    yield chunk if text is chunk.text else Chunk(kind, text=text, pieces=chunk.pieces)
+                elif kind == "tool_call":
+                    call = chunk.tool_call
+                    if not isinstance(call, ToolCall) or not isinstance(call.name, str) or not call.name:
+                        raise malformed("a tool call without a name")
+                    if not isinstance(call.arguments, dict):
+                        raise malformed(f"tool call '{call.name}' has arguments that are not a JSON object")
+                    if nesting_depth(call.arguments) > MAX_ARGUMENT_DEPTH:
+                        raise malformed(f"tool call '{call.name}': arguments nest over {MAX_ARGUMENT_DEPTH} levels "
+                                        "deep")
+                    if not isinstance(call.id, str):
+                        call.id = str(call.id)
+                    _writable(call)
+                    content = answered = True
+                    yield chunk
+                elif kind == "usage":
+                    u = chunk.usage
+                    if (type(u) is Usage and type(u.input_tokens) is int and type(u.output_tokens) is int
+                            and 0 <= u.input_tokens <= _MAX_TOKENS and 0 <= u.output_tokens <= _MAX_TOKENS):
+                        yield chunk  # counts a provider already made ints (usage_from): nothing to repair
+                    else:
+                        yield Chunk("usage", usage=Usage(token_count(getattr(u, "input_tokens", 0)),
+                                                         token_count(getattr(u, "output_tokens", 0)),
+                                                         token_count(getattr(u, "cache_read_tokens", 0)),
+                                                         token_count(getattr(u, "cache_write_tokens", 0))))
+                elif kind == "done":
+                    if joiners["text"].pending or joiners["thinking"].pending:  # a half held back: said as U+FFFD
+                        for name, joiner in joiners.items():
+                            if rest := joiner.flush():
+                                content = True
+                                answered = answered or (name == "text" and not rest.isspace())
+                                yield Chunk(name, text=rest)
+                    stop = chunk.stop_reason if isinstance(chunk.stop_reason, str) else str(chunk.stop_reason or "")
+                    if not stop.isascii() or len(stop) > _MAX_STOP:  # the server's word, as the log keeps it: text
+                        stop = repair_text(stop[:_MAX_STOP])  # SQLite can store (a lone UTF-16 half), and short
+                    if stop and stop not in _USUAL_STOPS:
+                        stop = _spelled(stop)
+                    if not content and not stop:
+                        raise malformed("the stream ended with no content and no finish reason (no choices?)")
+                    if not answered and stop not in TRUNCATED_STOPS and stop not in FILTERED_STOPS:
+                        raise ProviderError(Reason.UNUSABLE_REPLY, (inline.only_thought() if inline.seen else
+                                                                _EMPTY_THOUGHT) if content else _EMPTY)
+                    yield Chunk("done", "", None, None, stop or "stop")  # positional: a keyword call builds a dict
+                    return
+                else:
+                    raise malformed(f"unknown chunk kind {kind!r}")
     finally:
         await chunks.aclose()
     raise ProviderError(Reason.CONNECTION_DROPPED, "the stream ended without its end marker")

@@ -61,6 +61,8 @@ Sink = Callable[[RequestRecord], None]
 Accept = Callable[[ChatResponse], str | None]
 
 _VISIBLE = ("text", "tool_call")
+#: the detail of an answer whose budget ran out while the model was still thinking (nothing of the answer came)
+CUT_THINKING = "cut while still thinking: no answer came after the reasoning"
 #: the detail of the attempt of a request whose caller went away while it waited in a model's queue
 GONE_QUEUED = "gone while waiting for a free slot"
 
@@ -504,6 +506,9 @@ class Router:
                 attempt.detail = invalid_arguments(buffer.tool_calls)
             if left := provider.left_out(request):  # a knob of the client's its server refused: said, never silent
                 attempt.detail = f"{attempt.detail}; {left}" if attempt.detail else left
+            if buffer.truncated and buffer.thinking and not buffer.tool_calls and not buffer.text.strip():
+                # the budget ran out inside the reasoning: an empty answer said as what it is, not as a short one
+                attempt.detail = f"{attempt.detail}; {CUT_THINKING}" if attempt.detail else CUT_THINKING
             await state.succeeded(ticket)
             if provider.refused_kinds:  # it serves the kind it once refused (another model pulled under its name)
                 provider.refused_kinds.served(request.embed is not None)
