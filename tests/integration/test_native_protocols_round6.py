@@ -259,6 +259,9 @@ async def test_ollama_warm_up_says_why_it_failed(status: int, said: str, reason:
         await provider.aclose()
     assert not result.ok and result.detail.startswith(f"{reason}: warm-up failed: HTTP {status}: ")
     assert said in result.detail
+    # a model the machine has no room for says what to do (it said Ollama's words alone)
+    advice = "the server has no memory for it now: stop the models holding it (`ollama ps`"
+    assert (advice in result.detail and "`modelyard plan` says what fits" in result.detail) is (reason == "overloaded")
 
 
 # -- the server's word on asking again --------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers import Provider
+from modelyard.providers.http import NO_MEMORY_WORDS
 from modelyard.router.slots import QueueTimeout
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ class WarmResult:
     ok: bool
     seconds: float
     detail: str = ""
+
+
+#: what to do about a model the server has no memory to load (Ollama's "model requires more system memory (240 GiB)
+#: than is available (20 GiB)"): the warm-up said Ollama's words alone, and a model too big for the machine fails
+#: every keep-warm round the same way
+NO_ROOM_ADVICE = (" — the server has no memory for it now: stop the models holding it (`ollama ps`, `ollama stop "
+                  "NAME`), or lower models.{model}.context or pick a smaller quantization; `modelyard plan` says what "
+                  "fits this machine")
 
 
 def warmable(providers: dict[str, Provider]) -> list[str]:
@@ -58,6 +67,8 @@ async def warm_one(provider: Provider, keep_alive: str | None = None) -> WarmRes
         if exc.reason is Reason.MODEL_MISSING:  # "try pulling it first": which pull, and what the server has
             with contextlib.suppress(ProviderError):
                 said = f"{exc.reason}: {await provider.not_served() or exc.message}"
+        elif exc.reason is Reason.OVERLOADED and NO_MEMORY_WORDS.search(exc.message):
+            said += NO_ROOM_ADVICE.format(model=provider.name)
         return WarmResult(provider.name, False, time.perf_counter() - start, said)
     except Exception as exc:  # e.g. a corrupt GGUF: report it, keep going with the next model
         return WarmResult(provider.name, False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
