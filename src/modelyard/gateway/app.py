@@ -375,6 +375,24 @@ def _nearest(app: Starlette, method: str, path: str) -> str:
 _AZURE = re.compile(r"^/openai/deployments/([^/]+)/")
 
 
+def _prefixed(app: Starlette, method: str, path: str) -> str:
+    """A served path behind a prefix — ``/modelyard/v1/chat/completions`` — said as a reverse proxy that passes its
+    location on (nginx's ``proxy_pass http://127.0.0.1:8080;`` without the trailing ``/`` under ``location
+    /modelyard/``), with how each common proxy strips it; the 404 named only the whole path and every endpoint."""
+    served = {route.path for route in app.routes if isinstance(route, Route) and route.methods
+              and method in route.methods and "{" not in route.path}
+    parts = [p for p in path.split("/") if p]
+    for i in range(1, len(parts) + 1):
+        tail = "/" + "/".join(parts[i:])
+        if tail in served:
+            prefix = "/" + "/".join(parts[:i])
+            return (f" (that is {method} {tail} behind the prefix {prefix}: a reverse proxy passing its location on "
+                    f"— have it strip the prefix: nginx `location {prefix}/ {{ proxy_pass http://127.0.0.1:PORT/; }}` "
+                    f"(the trailing / strips it), Caddy `handle_path {prefix}/*`, Traefik's StripPrefix middleware; "
+                    f"clients then use the base URL …{prefix}/v1)")
+    return ""
+
+
 def _azure_hint(request: Request) -> str:
     """What an Azure OpenAI client pointed here at a path not served (images, audio, an assistant) is told: which of
     a deployment's paths are (gateway/azure.py)."""
@@ -390,7 +408,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         path = request.url.path
-        answer = error_response(404, f"no endpoint {request.method} {path}{_nearest(request.app, request.method, path)}"
+        hint = _nearest(request.app, request.method, path) or _prefixed(request.app, request.method, path)
+        answer = error_response(404, f"no endpoint {request.method} {path}{hint}"
                                 f"{_azure_hint(request)}; this gateway serves: " + ", ".join(_endpoints(request.app)),
                                 code="not_found")
     elif exc.status_code == 405 and (allow := (exc.headers or {}).get("Allow")):  # `curl URL` is a GET
