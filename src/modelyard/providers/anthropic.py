@@ -12,6 +12,7 @@ from typing import Any
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.error_words import error_words
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
     BALANCE_SPENT,
@@ -55,7 +56,7 @@ def _extract_error(body: Any) -> tuple[str, str]:
     err = body.get("error") or {}
     if not isinstance(err, dict):  # a proxy's plain-text error
         return "", str(err)
-    kind, message = str(err.get("type", "")), str(err.get("message", ""))
+    kind, message = str(err.get("type", "")), error_words(err)  # "message", or a relay's "msg" (error_words.py)
     if isinstance(rid := body.get("request_id"), str) and rid:
         # the API's id of the failed request, which its support asks for (its error bodies carry it since 2025)
         message = f"{message} (request_id {rid[:64]})"

@@ -50,6 +50,7 @@ from modelyard.providers.absence import NOT_PULLED, not_pulled
 from modelyard.providers.base import Provider
 from modelyard.providers.coding import Readable, decoded, read_capped
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, refused_context
+from modelyard.providers.error_words import error_words
 from modelyard.providers.llama_swap import refusal_reason
 from modelyard.providers.proxy_reset import proxy_reset
 from modelyard.providers.retry_after import parse_retry_after, retry_after_ms
@@ -549,7 +550,7 @@ def not_an_event_stream(line: str, content_type: str, what: str) -> ProviderErro
         if isinstance(data, dict) and data.get("error"):
             err = data["error"]
             if isinstance(err, dict):
-                return stream_error(str(err.get("type") or ""), str(err.get("message") or ""), err.get("code"))
+                return stream_error(str(err.get("type") or ""), error_words(err), err.get("code"))
             return stream_error("", str(err))
     shown = content_type or "no content-type"
     return ProviderError(Reason.MALFORMED_RESPONSE,
@@ -562,7 +563,7 @@ def error_field(value: str) -> ProviderError:
     data = try_loads(value.strip())
     err = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(err, dict):
-        return stream_error(str(err.get("type") or ""), str(err.get("message") or ""), err.get("code"))
+        return stream_error(str(err.get("type") or ""), error_words(err), err.get("code"))
     return stream_error("", value.strip() if err is NOT_JSON else str(err))
 
 
@@ -1625,6 +1626,8 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         try:
             data = json.loads(body)
             error_type, message = extract(data)
+            if not message and not error_type:  # words its provider's reader does not look for: {"msg": …}
+                message = error_words(data)
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
         error_type, message = said(error_type), said(message)

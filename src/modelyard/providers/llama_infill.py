@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.error_words import error_words
 from modelyard.providers.http import HttpClient, error_field, loads
 from modelyard.providers.sampling import put_native
 from modelyard.tokens import request_tokens
@@ -70,7 +71,7 @@ def _extract(data: Any) -> tuple[str, str]:
     """(type, message) of llama-server's error object, ``{"error": {"code", "message", "type"}}``."""
     err = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(err, dict):
-        return str(err.get("type") or ""), str(err.get("message") or "")
+        return str(err.get("type") or ""), error_words(err)
     return "", str(err)
 
 

@@ -21,6 +21,7 @@ from modelyard.providers.chat_template import family_of
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.embeddings import answer, body_limit, input_tokens, posted, refusal, request_body, texts_only
+from modelyard.providers.error_words import error_words
 from modelyard.providers.http import (
     HISTORY_REFUSED,
     NO_MEMORY,
@@ -188,7 +189,7 @@ def _extract_error(body: Any) -> tuple[str, str]:
     if isinstance(error, dict):
         # an OpenAI-shaped error object where Ollama writes a string (a relay's, under /api/chat): its words, not the
         # object's Python repr ("{'message': 'boom', 'type': 'server_error'}" was the row's detail)
-        error = error.get("message") or error.get("type") or error
+        error = error_words(error) or error.get("type") or error
     words = str(error)
     if (said := ollama_said(words)) is not None:  # its queue full: the next model; a model not pulled: skipped a while
         return said

@@ -38,6 +38,7 @@ from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.embed_batches import BatchLimit
 from modelyard.providers.embeddings import answer, body_limit, input_tokens, ordered, posted, refusal, request_body
+from modelyard.providers.error_words import error_words
 from modelyard.providers.http import (
     AFTER_END,
     ALLOWANCE_SPENT,
@@ -131,10 +132,9 @@ def _read_error(body: Any) -> tuple[str, str]:
         # the first word among type, code and Google's status ("RESOURCE_EXHAUSTED"); a numeric code is the status
         # again (OpenRouter's, Google's): "HTTP 400 400: …"
         kind = next((k for k in (err.get("type"), err.get("code"), err.get("status")) if k and isinstance(k, str)), "")
-        message = err.get("message", "")
-        message = message if isinstance(message, str) else _detail(message)
-        if not message and "detail" in err:
-            message, kind = _detail(err["detail"]), kind or _detail_type(err["detail"])
+        message = error_words(err)  # message, msg, FastAPI's detail, a nested error: error_words.py
+        if "detail" in err and not err.get("message"):
+            kind = kind or _detail_type(err["detail"])
         if isinstance(meta := err.get("metadata"), dict):
             kind, message = _openrouter(meta, kind, message)
         if err.get("code") in _MODEL_FAILED:  # Groq: the model's tool call did not parse (its words are in
@@ -273,34 +273,6 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     return kind, message
 
 
-def _detail(detail: Any, inner: bool = False) -> str:
-    """FastAPI's ``detail``: text, ``{"msg", "type"}`` (KoboldCpp), or a list of ``{"loc", "msg"}`` (a 422); read
-    one level in (Mistral's message is ``{"detail": [...]}``), never further."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, dict):
-        if "detail" in detail and not inner:  # Mistral's 422: the message is {"detail": [...]}
-            return _detail(detail["detail"], inner=True)
-        text = detail.get("msg") or detail.get("message") or detail.get("error")
-        if isinstance(text, str):
-            return text
-        try:
-            return json.dumps(detail, default=str)[:MAX_SAID]
-        except (ValueError, RecursionError):
-            return "(an object)"
-    if isinstance(detail, list):
-        said_parts = []
-        for item in detail[:5]:
-            if isinstance(item, dict) and isinstance(item.get("msg"), str):
-                where = item.get("loc")
-                at = ".".join(str(p) for p in where) if isinstance(where, list) else ""
-                said_parts.append(f"{at}: {item['msg']}" if at else item["msg"])
-            else:
-                said_parts.append(str(item))
-        return "; ".join(said_parts)
-    return "" if detail is None else str(detail)
-
-
 def _detail_type(detail: Any) -> str:
     kind = detail.get("type") if isinstance(detail, dict) else None
     return kind if isinstance(kind, str) else ""
@@ -320,7 +292,7 @@ def _openrouter(meta: dict[str, Any], kind: str, message: str) -> tuple[str, str
         return kind, message
     inner = try_loads(raw) if isinstance(raw, str) else raw
     err = inner.get("error", inner) if isinstance(inner, dict) else inner  # one level: no error nests another here
-    text = err.get("message") or err.get("detail") if isinstance(err, dict) else err
+    text = error_words(err) if isinstance(err, dict) else err
     if isinstance(text, str) and text:
         upstream = text
     elif isinstance(raw, str):
