@@ -83,3 +83,33 @@ async def test_the_bot_in_serve_says_why_it_cannot_start(tmp_path: Path, monkeyp
     warnings = [r.getMessage() for r in caplog.records if "could not start the bot" in r.getMessage()]
     assert warnings and "another bot process" in warnings[0], warnings
     assert tg.token not in " ".join(warnings)
+
+
+async def test_the_bot_in_serve_with_a_token_telegram_refuses_says_which_and_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A token revoked in @BotFather (or pasted with a character missing) at serve's start: getMe answers 401
+    (tdlib/telegram-bot-api#77, as the fake's revoke() does). serve logged "the bot token was rejected; the bot is
+    off" — no variable named, nothing to do; `modelyard telegram` said both. The token is never in the log."""
+    monkeypatch.setenv("MODELYARD_DATA_DIR", str(tmp_path / "data"))
+    with TelegramServer(token="123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1") as tg, \
+            OpenAIServer(reply_text="Hello from the model.") as llm:  # a token of @BotFather's shape
+        token = tg.token
+        tg.revoke()
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "models": {"m": {"provider": "openai", "endpoint": f"{llm.url}/v1", "max_concurrent": 2}},
+            "agents": {"chat": {"primary": "m"}},
+            "log": {"path": str(tmp_path / "log.db")},
+            "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE], "token_env": "MY_BOT_TOKEN"}}))
+        runtime = open_runtime(config)
+        try:
+            async with Hosting(runtime, "http://127.0.0.1:1", telegram_token=token,
+                               announce_line=lambda _: None) as hosted:
+                await apoll(lambda: hosted.bot_state.startswith("stopped"), 15)
+        finally:
+            await runtime.aclose()
+    said = " ".join(r.getMessage() for r in caplog.records if r.getMessage().startswith("telegram: Telegram refused"))
+    bot_id = token.split(":")[0]
+    assert (f"Telegram refused the bot token in MY_BOT_TOKEN (bot {bot_id}; the token is not shown): revoked in "
+            "@BotFather, or copied with a character missing — copy it again from @BotFather, then restart serve") in said
+    assert token.split(":")[1] not in said

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import signal
 
 from modelyard.cli.common import (
@@ -92,25 +91,15 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
     run(go)
 
 
-#: a token as @BotFather gives it: the bot's id (public), a colon, the secret (35 characters today)
-_TOKEN_SHAPE = re.compile(r"(\d+):[A-Za-z0-9_-]{20,}")
-
-
 def _cannot_start(exc: Exception, token_env: str, token: str) -> str:
-    """Why the bot could not start, and what to check. python-telegram-bot's InvalidToken reads "The token `<the whole
-    token>` was rejected by the server." (telegram/_bot.py): said as it was, the secret went to the terminal and to
-    the journal of a service — and a token one character off, or revoked yesterday, is most of a live one. Its
-    words are never shown; the bot's id (the part before the colon, public: it is the bot's user id) names which."""
+    """Why the bot could not start, and what to check; a refused token by :func:`token_refused`, whose words never
+    hold the token."""
     from telegram.error import InvalidToken
 
+    from modelyard.frontends.telegram import token_refused
+
     if isinstance(exc, InvalidToken):
-        shape = _TOKEN_SHAPE.fullmatch(token)
-        if shape is None:
-            return (f"Telegram refused the value of {token_env} (not shown): it does not look like a bot token, which "
-                    "is the bot's number, a colon and ~35 letters, digits, - and _ (123456789:AAH…) — copy the token "
-                    "@BotFather gave (/mybots → the bot → API Token), not the bot's name or link")
-        return (f"Telegram refused the bot token in {token_env} (bot {shape.group(1)}; the token is not shown): "
-                "revoked in @BotFather, or copied with a character missing — copy it again from @BotFather")
+        return token_refused(token_env, token)
     said = str(exc).replace(token, "<token>") if token else str(exc)  # an error that quotes a URL quotes the token
     return (f"cannot reach Telegram ({type(exc).__name__}: {said}): check this machine's network, DNS or proxy "
             "(HTTPS_PROXY), then start the bot again")

@@ -201,6 +201,24 @@ def quiet_http_logs(token: str, handlers: Iterable[logging.Handler] = ()) -> Non
             handler.addFilter(TokenFilter(token))
 
 
+#: a token as @BotFather gives it: the bot's id (public), a colon, the secret (35 characters today)
+TOKEN_SHAPE = re.compile(r"(\d+):[A-Za-z0-9_-]{20,}")
+
+
+def token_refused(token_env: str, token: str) -> str:
+    """What Telegram refusing the token (getMe's 401, python-telegram-bot's InvalidToken) means, and what to do.
+    The library's words ("The token `<the whole token>` was rejected by the server.", telegram/_bot.py) are never
+    shown: the secret went to the terminal and to a service's journal. The bot's id (the part before the colon,
+    public: it is the bot's user id) names which."""
+    shape = TOKEN_SHAPE.fullmatch(token)
+    if shape is None:
+        return (f"Telegram refused the value of {token_env} (not shown): it does not look like a bot token, which "
+                "is the bot's number, a colon and ~35 letters, digits, - and _ (123456789:AAH…) — copy the token "
+                "@BotFather gave (/mybots → the bot → API Token), not the bot's name or link")
+    return (f"Telegram refused the bot token in {token_env} (bot {shape.group(1)}; the token is not shown): "
+            "revoked in @BotFather, or copied with a character missing — copy it again from @BotFather")
+
+
 def bot_token(config: Config) -> str:
     """The token from the environment variable named by ``telegram.token_env``."""
     name = config.telegram.token_env

@@ -116,7 +116,7 @@ class Hosting:
     async def _run_bot(self, token: str) -> None:
         from telegram.error import InvalidToken
 
-        from modelyard.frontends.telegram import TelegramBot, TokenFilter, nobody_allowed
+        from modelyard.frontends.telegram import TelegramBot, TokenFilter, nobody_allowed, token_refused
 
         # uvicorn configures only its own loggers: the bot's warnings (its library's and ours) get a handler
         # here that scrubs the token, as `modelyard telegram` does for its root handler
@@ -131,7 +131,9 @@ class Hosting:
                 await bot.start()
             except InvalidToken:
                 self.bot_state = "stopped: Telegram rejected the token"
-                log.error("telegram: the bot token was rejected; the bot is off (the gateway keeps serving)")
+                # which variable, and what to do: it said "the bot token was rejected" and nothing to change
+                log.error("telegram: %s, then restart serve; the bot is off (the gateway keeps serving)",
+                          token_refused(self.runtime.config.telegram.token_env, token))
                 await _quietly(bot.stop())
                 return
             except Exception as exc:  # no network yet at boot, Telegram down, another bot polling: try again later
