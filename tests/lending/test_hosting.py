@@ -111,5 +111,6 @@ async def test_the_bot_in_serve_with_a_token_telegram_refuses_says_which_and_wha
     said = " ".join(r.getMessage() for r in caplog.records if r.getMessage().startswith("telegram: Telegram refused"))
     bot_id = token.split(":")[0]
     assert (f"Telegram refused the bot token in MY_BOT_TOKEN (bot {bot_id}; the token is not shown): revoked in "
-            "@BotFather, or copied with a character missing — copy it again from @BotFather, then restart serve") in said
+            "@BotFather, or copied with a character missing — copy it again from @BotFather, then restart "
+            "serve") in said
     assert token.split(":")[1] not in said
