@@ -382,6 +382,13 @@ class InboxBot(ExtBot[None]):
 
     __slots__ = ("_floor", "flat_chats", "followed", "inbox", "polled_at", "refused", "refused_at", "sent")
 
+    async def close_connections(self) -> None:
+        """Close both connection pools, initialized or not. A start refused at getMe (a revoked token: InvalidToken
+        out of ``initialize``) leaves the bot uninitialized, and the library's ``shutdown`` then returns at once —
+        the pools stayed open, a socket to the Bot API left for the garbage collector (ResourceWarning) in a `serve`
+        that keeps running. Closing a closed pool does nothing."""
+        await asyncio.gather(*(request.shutdown() for request in self._request))
+
     def __init__(self, token: str, base_url: str, inbox: Inbox):
         super().__init__(token, base_url=base_url, request=FrontAwareRequest(connection_pool_size=256),
                          # its one connection is the long poll's: at stop the library's last getUpdates (which
@@ -983,6 +990,8 @@ class TelegramBot:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        if isinstance(self.app.bot, InboxBot):
+            await self.app.bot.close_connections()
         self.inbox.close()
         if self._own_store:
             self.store.close()
