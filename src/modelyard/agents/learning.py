@@ -70,13 +70,17 @@ def record_correction(conn: sqlite3.Connection, request_id: str, agent: str, sou
     (the request was not routed by the orchestrator, its text was not stored, or ``agent`` is no target).
     ``decision``: the request's, read already (:func:`.labels.decision_of`)."""
     decision = decision or decision_of(conn, request_id)
-    if decision is None or agent not in targets:
+    if decision is None or agent not in targets or (text := _learnable(decision)) is None:
         return False
-    text, chosen, method = decision
-    if not text or method == "direct":
-        return False
-    add_label(conn, text, agent, source, request_id=request_id, previous=chosen)
+    add_label(conn, text, agent, source, request_id=request_id, previous=decision[1])
     return True
+
+
+def _learnable(decision: tuple[str | None, str, str]) -> str | None:
+    """The text a label can be learned from in ``decision`` (text, agent, method); None unless the orchestrator
+    chose (not a person naming the agent, ``direct``) and its text was stored."""
+    text, _, method = decision
+    return text if text and method != "direct" else None
 
 
 def correct_routing(runtime: Runtime, request_id: str, agent: str, source: LabelSource) -> bool:
@@ -119,10 +123,9 @@ def _held_correction(runtime: Runtime, request_id: str, agent: str, source: Labe
         if exc is not None:
             log.warning("routing: could not record a correction (%s)", exc)
         return False
-    text, chosen, method = decision
-    if not text or method == "direct" or agent not in targets:
+    if agent not in targets or (text := _learnable(decision)) is None:
         return False
-    runtime.log.submit_row(label_row(text, agent, source, request_id=request_id, previous=chosen))
+    runtime.log.submit_row(label_row(text, agent, source, request_id=request_id, previous=decision[1]))
     if exc is not None:
         log.warning("routing: the log refused the correction's label now (%s): it is held with the log's rows and "
                     "written once the log takes rows again", exc)
@@ -132,6 +135,7 @@ def _held_correction(runtime: Runtime, request_id: str, agent: str, source: Labe
 def was_routed(runtime: Runtime, request_id: str) -> bool:
     """Whether the orchestrator chose the agent that answered ``request_id`` (not a person's ``/agent``)."""
     runtime.log.flush()
+    failed: sqlite3.Error | None = None
     try:
         conn = connect(runtime.log_path)
         try:
@@ -139,12 +143,12 @@ def was_routed(runtime: Runtime, request_id: str) -> bool:
         finally:
             conn.close()
     except sqlite3.Error as exc:
+        decision, failed = None, exc
+    if decision is None:  # not in the file (or it could not be read): held by the writer, if anywhere
         decision = held_decision(runtime.log, request_id)
-        if decision is None:
-            log.warning("routing: could not read a decision (%s)", exc)
-    if decision is None:
-        decision = held_decision(runtime.log, request_id)
-    return decision is not None and bool(decision[0]) and decision[2] != "direct"
+    if decision is None and failed is not None:
+        log.warning("routing: could not read a decision (%s)", failed)
+    return decision is not None and _learnable(decision) is not None
 
 
 def trusted_labels(conn: sqlite3.Connection) -> list[Label]:
@@ -197,8 +201,7 @@ def _as_on_disk(path: Path, exc: sqlite3.Error) -> sqlite3.Connection:
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size > 0:
         raise exc
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
-    return conn
+    return sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
 
 
 Model = Classifier | CorrectedClassifier

@@ -7,6 +7,7 @@ Exit status: 0 ok, 1 the request could not be served (chain exhausted, interrupt
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import contextvars
 import os
@@ -72,8 +73,6 @@ def readable(raw: bytes, encoding: str, what: str) -> str:
     typed on a Latin-1 terminal) are replaced by '�' and said. They raised UnicodeDecodeError from standard input (a
     traceback), or reached the model, the fast path's tokenizer and the log as lone surrogates from the command line
     (the log's write failed; `route` ended in a traceback)."""
-    import codecs
-
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:

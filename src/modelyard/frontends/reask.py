@@ -71,9 +71,10 @@ def _repeated(word: str, said: set[str]) -> bool:
     return word in said or any(_one_typo(word, other) for other in said)
 
 
-def asks_again(text: str) -> bool:
-    """Whether ``text`` is only a request to repeat the last question (``same question again``, ``try again``)."""
-    return _AGAIN.fullmatch(" ".join(_words(text))) is not None
+def _asks_again(words: list[str]) -> bool:
+    """Whether a message's words (:func:`_words`) are only a request to repeat the last question (``same question
+    again``, ``try again``)."""
+    return _AGAIN.fullmatch(" ".join(words)) is not None
 
 
 def reasks(text: str, question: str) -> bool:
@@ -82,7 +83,7 @@ def reasks(text: str, question: str) -> bool:
     asked, said = _words(question), _words(text)
     if not asked or not said:
         return False
-    if asks_again(text):
+    if _asks_again(said):
         return True
     words, heard = set(asked), set(said)
     repeated = sum(1 for w in words if _repeated(w, heard))

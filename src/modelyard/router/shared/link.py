@@ -69,15 +69,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelyard.state")
 
 
-#: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
-#: drew a connection the store had dropped is sent once more. A breaker verdict counts, so it carries an id of its own
-#: (see lua.VERDICT) and is counted once.
-REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON", "INSTANCES",
-                        "RESTARTED", "REOPEN", "FORGET", "CAPS", "SWEEP"})
-
 #: the link's scripts of :mod:`.lua` (with :data:`.spend.SPEND` and ``SWEEP``: loaded together when Redis lacks them)
 LINK_SCRIPTS = ("ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON", "INSTANCES",
                 "RESTARTED", "REOPEN", "FORGET", "CAPS")
+
+#: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
+#: drew a connection the store had dropped is sent once more: every one of :data:`LINK_SCRIPTS` and ``SWEEP``, not
+#: ``SPEND``. A breaker verdict counts, so it carries an id of its own (see lua.VERDICT) and is counted once.
+REPEATABLE = frozenset({*LINK_SCRIPTS, "SWEEP"})
 
 
 #: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)
