@@ -73,3 +73,26 @@ def test_prompts_of_one_size_draw_from_all_their_ttfts_not_the_fastest_third() -
     draws = [p.sample_ttft(rng, 50) for _ in range(3000)]
     assert 0.45 < sum(draws) / len(draws) < 0.54  # the mean of all of them, 0.495 (the fastest third: 0.165)
     assert max(draws) > 0.9
+
+
+def _rows(reason: str, n: int = 10) -> list[tuple]:
+    """ATTEMPT_COLUMNS rows: n answers, then n attempts that ended with ``reason`` and moved on."""
+    ok = [(1000.0 + i, "chat", "ok", None, 400.0, 1400.0, 50, 20, 20.0, f"r{i}", 0) for i in range(n)]
+    cut = [(2000.0 + i, "chat", "fallback", reason, None, 3000.0, 50, 3, 1.0, f"c{i}", 0) for i in range(n)]
+    return ok + cut
+
+
+def test_an_attempt_cut_to_keep_a_later_model_its_time_is_not_replayed_as_the_models_failure() -> None:
+    """``too_slow`` (since 2026-12-02; such cuts were logged ``deadline``) is decided by the chain and timeouts the
+    request had: a candidate config decides it again in the simulation. Replayed as the model's fate it failed half of
+    the model's requests "as logged", whatever the candidate's timeouts."""
+    from modelyard.replay.profile import Profiler
+
+    profiles = {}
+    for reason in ("deadline", "too_slow", "server_error"):
+        profiler = Profiler(seed=1)
+        profiler.add_page("m", _rows(reason))
+        profiles[reason] = profiler.finish()["m"]
+    assert profiles["deadline"].failure_rate() == 0.0
+    assert profiles["too_slow"].failure_rate() == 0.0 and Reason.TOO_SLOW not in profiles["too_slow"].failures
+    assert profiles["server_error"].failure_rate() == 0.5  # the model's own failure is replayed

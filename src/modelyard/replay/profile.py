@@ -32,9 +32,11 @@ from modelyard.providers.speed import measured
 #: a logged attempt this close in time stands for the model's condition then
 NEAR = 60.0
 RESERVOIR = 4096
-#: reasons that say nothing about the model (the router decides them, or the caller left)
+#: reasons that say nothing about the model (the router decides them, or the caller left); ``too_slow`` is an attempt
+#: the router cut to keep a later model of that chain its time (router/kept.py) — a candidate's own chain and
+#: timeouts decide that again in the simulation, so it is not replayed as the model's fate (it was ``deadline``)
 NOT_THE_MODELS = frozenset({Reason.QUEUE_TIMEOUT, Reason.QUEUE_FULL, Reason.COOLING_DOWN, Reason.MISSING_CREDENTIALS,
-                            Reason.SPEND_CAP, Reason.UNAVAILABLE, Reason.DEADLINE, Reason.CANCELLED,
+                            Reason.SPEND_CAP, Reason.UNAVAILABLE, Reason.DEADLINE, Reason.TOO_SLOW, Reason.CANCELLED,
                             Reason.CLIENT_STALLED})
 #: reasons that are a silence the candidate's own bounds decide, not an answer
 STALLS = frozenset({Reason.FIRST_TOKEN_TIMEOUT, Reason.IDLE_TIMEOUT})
