@@ -60,7 +60,7 @@ class SetAside:
         if self.raw:
             return ""
         if self.kind is Kind.DAMAGED or self.requests is None:  # .recover reads what is left of damaged pages
-            return f"sqlite3 {shlex.quote(str(self.path))} .recover | sqlite3 recovered.sqlite3"
+            return recover_command(shlex.quote(str(self.path)))
         attach = str(self.path).replace("'", "''")
         copy = "; ".join(f"INSERT OR IGNORE INTO {t} SELECT * FROM old.{t}" for t in _TABLES)
         sql = f"ATTACH '{attach}' AS old; {copy}"
@@ -76,6 +76,12 @@ class SetAside:
         if command := self.command(log):
             return f"get its rows back: {command} — then remove {self.path.name}"
         return f"no SQLite tool reads it (a forensic tool may); remove {self.path.name} once you no longer need it"
+
+
+def recover_command(name: str) -> str:
+    """The command that reads what SQLite can of a damaged file ``name`` (a shell word, or a name with a placeholder
+    in it) into ``recovered.sqlite3``: one text for every message that points at it."""
+    return f"sqlite3 {name} .recover | sqlite3 recovered.sqlite3"
 
 
 def _shell(text: str) -> str:

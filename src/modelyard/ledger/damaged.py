@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from modelyard.ledger.aside import recover_command
+
 #: the first 16 bytes of every SQLite database file (https://www.sqlite.org/fileformat.html, 1.3.1)
 MAGIC = b"SQLite format 3\x00"
 #: names of files that are databases whatever their first bytes say
@@ -86,6 +88,5 @@ def set_aside(path: Path, exc: BaseException) -> tuple[Path | None, str]:
     # the path once: /healthz keeps 500 characters of it, and a long path (a CI's, a macOS Application Support
     # folder) cut the recovery command off when the message named it four times
     return aside, (f"routing log {path} is damaged (SQLite: {exc}): moved aside as {aside.name} in the same folder, "
-                   f"new rows go to a new file; recover its rows there with `sqlite3 {aside.name} .recover | sqlite3 "
-                   "recovered.sqlite3`")
+                   f"new rows go to a new file; recover its rows there with `{recover_command(aside.name)}`")
 

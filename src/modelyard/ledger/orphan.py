@@ -26,6 +26,8 @@ import struct
 from datetime import datetime
 from pathlib import Path
 
+from modelyard.ledger.aside import recover_command
+
 #: the write-ahead log's header and frame header sizes, and its two magic numbers
 #: (https://www.sqlite.org/fileformat.html, 4.1 "WAL File Format")
 _HEADER, _FRAME = 32, 24
@@ -167,7 +169,7 @@ def set_aside(path: Path, found: str | None = None) -> str | None:
     missing = f"{pages - held} of its {pages} pages were only in the deleted file"
     if count is not None:
         return (f"{found}: what it held is kept in {aside.name} in the same folder ({count} request(s) readable; "
-                f"{missing}) — `sqlite3 {aside.name} .recover | sqlite3 recovered.sqlite3` reads what is left; a new "
+                f"{missing}) — `{recover_command(aside.name)}` reads what is left; a new "
                 "log file is started")
     return (f"{found}: its pages are kept in {aside.name} in the same folder, but {missing}, the schema's among them, "
             "so no table of it can be read (a forensic tool may read its rows); a new log file is started")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from modelyard.config import dburl
 from modelyard.config.schema import Config, LogConfig
+from modelyard.ledger.aside import recover_command
 from modelyard.ledger.damaged import damaged, sqlite_file
 from modelyard.ledger.db import connect
 from modelyard.ledger.filesystem import on_network
@@ -173,8 +174,8 @@ class LogStore:
             if not readonly and damaged(exc) and sqlite_file(self.path):  # what a writer does with it: said
                 raise LogUnavailable(f"routing log {self.path} is damaged (SQLite: {exc}): the next modelyard process "
                                      "that writes the log (serve, ask, chat, the bot) sets it aside whole and starts a "
-                                     f"new one; its rows can then be recovered with `sqlite3 {self.path.name}.damaged-"
-                                     "<time> .recover | sqlite3 recovered.sqlite3`") from None
+                                     "new one; its rows can then be recovered with "
+                                     f"`{recover_command(f'{self.path.name}.damaged-<time>')}`") from None
             raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); it must be a SQLite file (or "
                                  "where to create one) that this user can read and write; "
                                  + where_to_fix(self.path)) from None
