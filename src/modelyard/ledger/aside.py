@@ -99,9 +99,10 @@ def _raw(path: Path) -> bool:
 def _requests(path: Path) -> tuple[int | None, str]:
     """Requests SQLite reads in ``path``, read only: as it lies on disk (``immutable``, nothing made beside it) unless
     a write-ahead log is there, whose rows count too."""
-    mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    from modelyard.ledger.db import connect_readonly  # db imports orphan, which imports this module
+
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?{mode}", uri=True)) as conn:
+        with contextlib.closing(connect_readonly(path, immutable=not Path(f"{path}-wal").exists())) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]), ""
     except (sqlite3.Error, OSError, ValueError) as exc:
         return None, str(exc)

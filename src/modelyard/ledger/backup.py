@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelyard.ledger.db import connect_readonly
+
 #: how long the copy waits for a writer's lock (the snapshot is read-only: only the start waits)
 BUSY_TIMEOUT = 10.0
 
@@ -55,7 +57,7 @@ def backup(source: Path, dest: Path, *, now: float | None = None) -> Backup:
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
     partial.unlink(missing_ok=True)
     try:
-        conn = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        conn = connect_readonly(source, timeout=BUSY_TIMEOUT)
         try:
             conn.execute("VACUUM INTO ?", (str(partial),))
         finally:

@@ -55,6 +55,14 @@ def connect(path: str | Path, *, readonly: bool = False, busy: float = 10.0) -> 
     return conn
 
 
+def connect_readonly(path: str | Path, *, immutable: bool = False, timeout: float = 5.0) -> sqlite3.Connection:
+    """``path`` opened read-only, never created nor migrated: a reader (a backup, ``check``, the sweeper's look) must
+    not make a log where none is. ``immutable``: as it lies on disk — no lock taken, no ``-shm`` made beside it — for a
+    file no write-ahead log lies beside (its rows would be missed)."""
+    mode = "immutable=1" if immutable else "mode=ro"
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?{mode}", uri=True, timeout=timeout)
+
+
 def orphaned(path: Path) -> bool:
     """A write-ahead log without its database at ``path`` (:func:`.orphan.orphaned`); not for ``:memory:``."""
     return str(path) != ":memory:" and orphan.orphaned(path)

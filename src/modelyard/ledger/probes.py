@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.config.schema import redact_url
+from modelyard.ledger.db import connect_readonly
 
 if TYPE_CHECKING:
     from modelyard.config import Config
@@ -91,7 +92,7 @@ def capabilities_found(path: str | Path) -> dict[str, tuple[str, dict[str, bool]
     statuses: dict[str, dict[str, str]] = {}
     backends: dict[str, str] = {}
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=2.0)
+        conn = connect_readonly(path, timeout=2.0)
         conn.row_factory = sqlite3.Row
         try:
             for row in latest(conn):

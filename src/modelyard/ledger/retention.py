@@ -43,6 +43,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modelyard.ledger.db import connect_readonly
+
 log = logging.getLogger(__name__)
 
 #: seconds between two passes
@@ -193,7 +195,7 @@ class Pruner:
     def _newest(self) -> float | None:
         """The newest request's time in the file (None: none, or it cannot be read)."""
         with contextlib.suppress(sqlite3.Error):
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+            conn = connect_readonly(self.path, timeout=10.0)
             try:
                 newest = conn.execute("SELECT MAX(ts) FROM requests").fetchone()[0]
                 return float(newest) if newest is not None else None
@@ -280,7 +282,7 @@ class Pruner:
         from modelyard.paths import hold_exclusive
 
         try:
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+            conn = connect_readonly(self.path, timeout=10.0)
             try:
                 waiting = conn.execute("SELECT COUNT(DISTINCT r.id) FROM _outbox o JOIN requests r "
                                        "ON r.id = o.request_id WHERE r.ts < ?", (before,)).fetchone()[0]
