@@ -27,6 +27,7 @@ from enum import Enum
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from modelyard.router.shared import wire
 from modelyard.router.shared.bounds import within
 
 #: the one policy under which Redis never evicts a key (it refuses the write instead: see StoreFault.OOM)
@@ -93,10 +94,6 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def read(client: Redis, timeout: float, *, config: bool = True) -> Eviction:
     """The eviction settings of ``client``'s server: CONFIG GET, else INFO memory (a refusal is an answer: said in
     ``unread``). Raises what an unreachable store does (TimeoutError, OSError, redis-py's connection errors): the
@@ -108,7 +105,7 @@ async def read(client: Redis, timeout: float, *, config: bool = True) -> Evictio
                 found = await client.config_get("maxmemory*")
             policy, limit = found.get("maxmemory-policy"), found.get("maxmemory")
             if policy is not None and limit is not None:
-                return Eviction(_text(policy), int(_text(limit)))
+                return Eviction(wire.text(policy), int(wire.text(limit)))
             refused = "CONFIG GET maxmemory-policy answered nothing"
         except ResponseError as exc:  # unknown command (renamed CONFIG), NOPERM (an ACL without +config)
             refused = f"CONFIG GET refused: {exc}"
@@ -120,4 +117,4 @@ async def read(client: Redis, timeout: float, *, config: bool = True) -> Evictio
     policy = info.get("maxmemory_policy") if isinstance(info, dict) else None
     if policy is None:
         return Eviction(None, 0, f"{refused}; INFO memory says no maxmemory_policy", config_refused=True)
-    return Eviction(_text(policy), int(info.get("maxmemory", 0) or 0), config_refused=True)
+    return Eviction(wire.text(policy), int(info.get("maxmemory", 0) or 0), config_refused=True)

@@ -765,7 +765,7 @@ class RedisLink:
                 theirs = json.loads(raw)
             except ValueError:
                 continue
-            where = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            where = wire.text(raw_id)
             timings.append(their_timings := Timings.read(theirs.get(STATE_KEY)))
             if their_timings is not None and their_timings != self.timings:
                 found.append(f"{_SETTINGS}{self.timings.text()} here, {their_timings.text()} at {where}")

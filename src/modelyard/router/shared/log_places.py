@@ -130,18 +130,14 @@ async def read(settings: StateConfig) -> list[Place] | None:
         await client.aclose()
     places = []
     for field, value in raw.items():
-        host, _, target = _text(field).partition(_FIELD_SEP)
-        at, _, identity = _text(value).partition(" ")
+        host, _, target = wire.text(field, errors="replace").partition(_FIELD_SEP)
+        at, _, identity = wire.text(value, errors="replace").partition(" ")
         try:
             age = float(now[0]) - float(at)
         except ValueError:  # not ours
             continue
         places.append(Place(host, target, identity, max(0.0, age)))
     return places
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
 
 
 def elsewhere(places: list[Place], mine: LogPlace, within: float = KEEP) -> list[str]:

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from modelyard.router.shared import wire
+
 if TYPE_CHECKING:
     from modelyard.providers.base import Provider
 
@@ -116,7 +118,7 @@ def splits(mine: Mapping[str, str], namespace: str, others: list[Any]) -> list[s
             theirs, where = dict(entry["backends"]), str(entry["namespace"])
         except (ValueError, KeyError, TypeError):
             continue
-        who = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        who = wire.text(raw_id)
         for their_model, key in sorted(theirs.items()):
             if key not in names:
                 continue

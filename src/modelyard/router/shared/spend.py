@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from modelyard.router.shared import wire
 from modelyard.router.spend import SharedCount, Unshared
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ async def _call(link: RedisLink, caps: SpendCaps, taken: dict[str, Unshared]) ->
             *(json.dumps({who: repr(usd) for who, usd in said.items()}) for said in floors)]
     reply = await link.call("SPEND", keys, args)
     counts = {}
-    if due := [k.decode() if isinstance(k, bytes) else str(k) for k in reply[2 + len(models)]]:
+    if due := [*map(wire.text, reply[2 + len(models)])]:
         await link.call("SWEEP", [index_key(link.prefix), *due], [])
     for m, flat in zip(models, reply[2:2 + len(models)], strict=True):
         shares = {flat[j].decode(): float(flat[j + 1]) for j in range(0, len(flat), 2)}

@@ -28,6 +28,7 @@ from modelyard.config.schema import Cooldown, OnOutage
 from modelyard.errors import HEALTH_FAILURES, PERSISTENT, Reason
 from modelyard.router.clock import Clock, loop_clock
 from modelyard.router.health import Admission, Health, State
+from modelyard.router.shared import wire
 from modelyard.router.shared.link import RedisLink, StoreUnreachable, awake_time
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import Condition, ModelState, Ticket, over_queue_bound
@@ -716,7 +717,7 @@ class RedisState(ModelState):
     def _jumped(self, *view: Any) -> None:
         """Say a jump of the store's clock once (see ``purge`` in :mod:`.lua`); the first view only learns the last one.
         ``view``: the forward jump (ms) and when it was seen, the step back and when."""
-        seen = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in view)
+        seen = tuple(map(wire.text, view))
         before, self._jumps_seen = self._jumps_seen, seen
         if before is None or seen == before:
             return

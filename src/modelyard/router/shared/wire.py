@@ -30,3 +30,10 @@ def client(settings: StateConfig, **extra: Any) -> Redis:
     "Timeout reading from" that took the link down."""
     return Redis.from_url(settings.url, protocol=PROTOCOL, socket_timeout=None, socket_connect_timeout=None,
                           retry=Retry(NoBackoff(), 0), health_check_interval=0, **extra)
+
+
+def text(value: object, *, errors: str = "strict") -> str:
+    """One word of a reply as text: redis-py hands back bytes (no client here decodes responses), a test's or a
+    script's value may already be a str or a number. ``errors``: as :meth:`bytes.decode` (``"replace"`` where a
+    malformed word is shown, not refused)."""
+    return value.decode(errors=errors) if isinstance(value, bytes) else str(value)
