@@ -10,11 +10,12 @@ if TYPE_CHECKING:
     from modelyard.config.schema import Config
 
 
-def closest(name: str, known: Iterable[str]) -> str | None:
-    """The known name nearest to ``name`` (case does not count: ``Writer`` finds ``writer``), or None."""
+def closest(name: str, known: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The known name nearest to ``name`` (case does not count: ``Writer`` finds ``writer``), or None. ``cutoff``: as
+    :func:`difflib.get_close_matches` (a server's listing, short and all of what it answers, takes a looser one)."""
     names = list(known)
     lowered = {n.lower(): n for n in names}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=cutoff)
     return lowered[close[0]] if close else None
 
 

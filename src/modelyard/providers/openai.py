@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import functools
 import hashlib
 import json
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit
 from orjson import loads as orjson_loads
 
 from modelyard.config.hints import AZURE_HOSTS
+from modelyard.config.names import closest
 from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.chat_template import family_of
@@ -1072,6 +1072,11 @@ def versioned(endpoint: str) -> bool:
             or "api-version=" in url.query.lower())
 
 
+def models_path(endpoint: str) -> str:
+    """Where the server at ``endpoint`` lists its models: below the version the endpoint names (:func:`versioned`)."""
+    return "/models" if versioned(endpoint) else "/v1/models"
+
+
 def _azure_deployment(parts: list[str]) -> bool:
     """The path is Azure OpenAI's ``/openai/deployments/NAME``."""
     return len(parts) >= 4 and parts[-3:-1] == ["openai", "deployments"] and bool(parts[-1])
@@ -1135,7 +1140,7 @@ class OpenAIProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
 
     def answer_path(self) -> str | None:
-        return "/models" if versioned(self.endpoint) else "/v1/models"
+        return models_path(self.endpoint)
 
     @classmethod
     def endpoints_to_try(cls) -> tuple[str, ...]:
@@ -1148,7 +1153,7 @@ class OpenAIProvider(HttpProvider):
         if azure(endpoint):
             return await _azure_deployments(endpoint)
         client = make_client(endpoint)
-        path = "/models" if versioned(endpoint) else "/v1/models"
+        path = models_path(endpoint)
         try:
             status, data = await client.request_json("GET", path, timeout=FACT_TIMEOUT)
         finally:
@@ -1917,7 +1922,7 @@ class OpenAIProvider(HttpProvider):
         llama-server, llama_cpp.server, TGI (one model, the name ignored), LM Studio with one model loaded
         (lmstudio-bug-tracker#619: any name gets it), LiteLLM (wildcard routes) and unknown servers cannot tell
         (None)."""
-        path = "/models" if versioned(self.endpoint) else "/v1/models"
+        path = models_path(self.endpoint)
         try:
             status, data = await self.client.request_json("GET", path, timeout=FACT_TIMEOUT)
         except ProviderError:
@@ -1935,8 +1940,7 @@ class OpenAIProvider(HttpProvider):
             wanted = _ollama_name(self.model_id)
             if any(_ollama_name(i) == wanted for i in ids):
                 return ""
-        near = difflib.get_close_matches(self.model_id.lower(), [i.lower() for i in ids], n=1, cutoff=0.5)
-        guess = next((i for i in ids if near and i.lower() == near[0]), None)
+        guess = closest(self.model_id, ids, cutoff=0.5)
         listed = f"{', '.join(ids[:5])}{', …' if len(ids) > 5 else ''}"
         return (f"'{self.model_id}' is not served by the {owner.value} at {shown_url(self.endpoint)}, which answers "
                 f"only the names it lists ({listed}): write models.{self.name}.model: {guess or ids[0]}"
@@ -1945,7 +1949,7 @@ class OpenAIProvider(HttpProvider):
     async def context_window(self) -> ContextWindow:
         """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,
         LM Studio and others ``context_length`` (the served window is the server's own setting)."""
-        path = "/models" if versioned(self.endpoint) else "/v1/models"
+        path = models_path(self.endpoint)
         try:
             status, data = await self.client.request_json("GET", path, timeout=FACT_TIMEOUT)
         except ProviderError as exc:
