@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from modelyard.agents.classifier import RouteMethod
 from modelyard.agents.evaluation import read_labels, wilson
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.config import Config
@@ -83,7 +84,7 @@ async def main() -> None:
             done += 1
             ok = decision.agent in row.accept
             right += ok
-            methods[decision.method] = methods.get(decision.method, 0) + 1
+            methods[decision.method.value] = methods.get(decision.method.value, 0) + 1  # printed as before: plain keys
             if fast.confidence >= threshold:
                 fast_n += 1
                 fast_right += ok
@@ -93,7 +94,7 @@ async def main() -> None:
             slow_right += ok
             slow_fast_right += fast.agent in row.accept
             in_top += any(a in row.accept for a in orchestrator.candidates(row.text))
-            first_try += decision.method == "model"
+            first_try += decision.method == RouteMethod.MODEL
             print(f"{done:4} {decision.method:14} {decision.agent:9} fast={fast.agent:9} accept={row.accept} "
                   f"{times[-1]:.1f}s", flush=True)
     finally:

@@ -21,6 +21,7 @@ def test_route_json_prints_the_decision_without_running_it() -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["agent"] == "engineer" and out["method"] == "fast"
+    assert '"method": "fast",' in result.output  # the enum's value, as printed before it was one
     assert out["confidence"] >= out["threshold"] and out["ms"] > 0
     assert set(out["scores"]) == {"chat", "engineer", "research", "writer", "utility"}
 

@@ -44,20 +44,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+class RouteMethod(StrEnum):
+    """How a :class:`Decision` was made. The values are what the routing log's ``method`` column, ``route --json``
+    and a turn's route line hold, so they stay as they are: rows written before the enum read back the same."""
+
+    #: the classifier, at or above the threshold
+    FAST = "fast"
+    #: the orchestrator's model, first answer
+    MODEL = "model"
+    #: the orchestrator's model, after one repair round-trip
+    MODEL_REPAIRED = "model_repaired"
+    #: below the threshold, but the model gave no usable answer, so the classifier's choice stands
+    FAST_FALLBACK = "fast_fallback"
+    #: the agent was named; only in rows older logs hold (no code makes such a decision now), still read back
+    DIRECT = "direct"
+
+
 @dataclass(slots=True)
 class Decision:
-    """Which agent gets a task, how sure we are, and how the choice was made.
+    """Which agent gets a task, how sure we are, and how the choice was made (``method``, :class:`RouteMethod`).
 
-    ``method``: ``fast`` (classifier), ``model`` (orchestrator's model), ``model_repaired`` (model,
-    after one repair round-trip), ``fast_fallback`` (below the threshold, but the model gave no usable
-    answer, so the classifier's choice stands), ``direct`` (agent named).
     ``confidence`` is always the classifier's estimate that its own choice is right
     (agents/confidence.py), so slow-path decisions can be compared with what the fast path would have done.
     """
 
     agent: str
     confidence: float
-    method: str
+    method: RouteMethod
     ms: float
     task: str = ""
     detail: str = ""
@@ -628,4 +641,4 @@ class Classifier:
             agent, values = self.signals(text)
             confidence = (calibration.probability(values, *calibration.coefficients(self.encoder is not None))
                           if self.calibrated else values[0])
-        return Decision(agent, confidence, "fast", (time.perf_counter() - t0) * 1000)
+        return Decision(agent, confidence, RouteMethod.FAST, (time.perf_counter() - t0) * 1000)

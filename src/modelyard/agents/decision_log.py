@@ -19,8 +19,9 @@ _INSERT = ("INSERT INTO routing_decisions (request_id, ts, text, agent, method, 
 
 
 def log_decision(writer: LogWriter, decision: Decision, *, text: str | None, request_id: str | None) -> None:
-    """Queue one decision. ``text`` is None when the config says not to store text."""
-    writer.submit_row(Row(_INSERT, (request_id, time.time(), text, decision.agent, decision.method,
+    """Queue one decision. ``text`` is None when the config says not to store text. The method goes in as its plain
+    value (``fast``, …): the column, a held file's JSON and PostgreSQL all hold the string rows always held."""
+    writer.submit_row(Row(_INSERT, (request_id, time.time(), text, decision.agent, decision.method.value,
                                     decision.confidence, decision.ms)))
 
 

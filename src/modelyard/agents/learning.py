@@ -21,7 +21,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelyard.agents.classifier import Classifier, training_samples
+from modelyard.agents.classifier import Classifier, RouteMethod, training_samples
 from modelyard.agents.decision_log import held_decision
 from modelyard.agents.evaluation import Labelled
 from modelyard.agents.memory import CorrectedClassifier, role_prompts
@@ -80,7 +80,7 @@ def _learnable(decision: tuple[str | None, str, str]) -> str | None:
     """The text a label can be learned from in ``decision`` (text, agent, method); None unless the orchestrator
     chose (not a person naming the agent, ``direct``) and its text was stored."""
     text, _, method = decision
-    return text if text and method != "direct" else None
+    return text if text and method != RouteMethod.DIRECT else None
 
 
 def correct_routing(runtime: Runtime, request_id: str, agent: str, source: LabelSource) -> bool:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelyard.agents.classifier import Classifier, Decision, training_samples
+from modelyard.agents.classifier import Classifier, Decision, RouteMethod, training_samples
 from modelyard.agents.memory import CorrectedClassifier, role_prompts
 from modelyard.agents.request import clip
 from modelyard.agents.roles import EXAMPLES, POLICIES, agent_role
@@ -102,7 +102,7 @@ class Orchestrator:
         ms = (time.perf_counter() - t0) * 1000
         if isinstance(choice, Choice):
             return Decision(choice.agent, fast.confidence, method, ms, task=choice.task)
-        return Decision(fast.agent, fast.confidence, "fast_fallback", ms, detail=detail)
+        return Decision(fast.agent, fast.confidence, RouteMethod.FAST_FALLBACK, ms, detail=detail)
 
     def candidates(self, text: str) -> list[str]:
         """The classifier's best guesses, best first (all targets when there are few)."""
@@ -136,10 +136,10 @@ class Orchestrator:
                 "required": ["agent", "task"], "additionalProperties": False}
 
     async def _ask_model(self, router: Router, text: str, request_id: str | None, candidates: list[str]
-                         ) -> tuple[str, Choice | None, str]:
+                         ) -> tuple[RouteMethod, Choice | None, str]:
         cfg = self.config.agents[self.name]
         messages = [Message("system", self.prompt(candidates)), Message("user", clip(text, PROMPT_CHARS // 2))]
-        method = "model"
+        method = RouteMethod.MODEL
         for round_trip in range(2):
             request = ChatRequest(messages=messages, thinking=False, json_output=True,
                                   json_schema=self.schema(candidates),
@@ -152,7 +152,7 @@ class Orchestrator:
             if isinstance(parsed, Choice):
                 return method, parsed, ""
             if round_trip == 0:
-                method = "model_repaired"
+                method = RouteMethod.MODEL_REPAIRED
                 messages = [*messages, Message("assistant", routed.response.text),
                             Message("user", f"That answer is unusable: {parsed}. Reply with only the JSON object; "
                                             f"agent must be one of: {', '.join(candidates)}.")]
